@@ -1,0 +1,118 @@
+package gradcam
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// Target says which score a map explains. The zero Target is Top(1).
+type Target struct {
+	k       int
+	classes []int
+	fn      func(logits *graph.Node) *graph.Node
+	fnID    int64
+	name    string
+}
+
+// Top explains, for each image, its k highest-scoring classes, best first.
+func Top(k int) Target { return Target{k: k} }
+
+// Class explains the given classes: one class for every image, or one per image.
+func Class(classes ...int) Target { return Target{classes: classes} }
+
+var scoreIDs atomic.Int64
+
+// Score explains a function of the logits [N,classes] that returns one score
+// per image [N] (or K scores [N,K]), such as a softmax probability or a sum of
+// classes. name identifies it in messages. Each call compiles its own graph:
+// create a Score target once and reuse it.
+func Score(name string, fn func(logits *graph.Node) *graph.Node) Target {
+	return Target{fn: fn, fnID: scoreIDs.Add(1), name: name}
+}
+
+// String describes the target.
+func (t Target) String() string {
+	switch {
+	case t.fn != nil:
+		return t.name
+	case t.classes != nil:
+		return fmt.Sprintf("class %v", t.classes)
+	default:
+		return fmt.Sprintf("top-%d", max(t.k, 1))
+	}
+}
+
+// key distinguishes targets that need different graphs.
+func (t Target) key() string {
+	switch {
+	case t.fn != nil:
+		return fmt.Sprintf("score#%d", t.fnID)
+	case t.classes != nil:
+		return "classes"
+	default:
+		return fmt.Sprintf("top%d", max(t.k, 1))
+	}
+}
+
+// classInput validates the target against a batch of n images and a model
+// with numClasses outputs (0 when unknown), and returns the class indices
+// [n,1] to feed the graph, or nil when the graph chooses them itself.
+func (t Target) classInput(n, numClasses int) (*tensors.Tensor, error) {
+	switch {
+	case t.fn != nil:
+		return nil, nil
+	case t.classes != nil:
+		if len(t.classes) != 1 && len(t.classes) != n {
+			return nil, fmt.Errorf("%d classes given for %d images: give one class for all images or one per image", len(t.classes), n)
+		}
+		idx := make([]int32, n)
+		for i := range idx {
+			c := t.classes[min(i, len(t.classes)-1)]
+			if c < 0 || (numClasses > 0 && c >= numClasses) {
+				return nil, fmt.Errorf("class index %d is out of range: the model has %d classes (0 to %d)", c, numClasses, numClasses-1)
+			}
+			idx[i] = int32(c)
+		}
+		return tensors.FromFlatDataAndDimensions(idx, n, 1), nil
+	default:
+		if t.k < 0 || (numClasses > 0 && t.k > numClasses) {
+			return nil, fmt.Errorf("top %d classes asked for, but the model has %d classes", t.k, numClasses)
+		}
+		return nil, nil
+	}
+}
+
+// scores builds the target's class indices [N,K] (int32; −1 for Score
+// targets) and scores [N,K]. The class choice carries no gradient.
+func (t Target) scores(logits, given *graph.Node) (classes, scores *graph.Node) {
+	g := logits.Graph()
+	n := logits.Shape().Dimensions[0]
+	switch {
+	case t.fn != nil:
+		scores = t.fn(logits)
+		if scores.Rank() == 1 {
+			scores = graph.ExpandAxes(scores, 1)
+		}
+		if scores.Rank() != 2 || scores.Shape().Dimensions[0] != n {
+			panic(fmt.Errorf("score %q has shape %v; it must give one score per image, [N] or [N,K]", t.name, scores.Shape().Dimensions))
+		}
+		k := scores.Shape().Dimensions[1]
+		return graph.AddScalar(graph.Zeros(g, shapes.Make(dtypes.Int32, n, k)), -1), scores
+	case given != nil:
+		classes = given
+	default:
+		_, classes = graph.TopK(graph.StopGradient(logits), max(t.k, 1), 1)
+		classes = graph.ConvertDType(classes, dtypes.Int32)
+	}
+	// Select logits[n, classes[n,k]] with a one-hot mask, so the gradient
+	// flows to the chosen logit alone.
+	numClasses := logits.Shape().Dimensions[1]
+	mask := graph.StopGradient(graph.OneHot(classes, numClasses, logits.DType())) // [N,K,C]
+	scores = graph.ReduceSum(graph.Mul(mask, graph.ExpandAxes(logits, 1)), 2)
+	return classes, scores
+}

@@ -1,0 +1,110 @@
+package models
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/gomlx/compute"
+	_ "github.com/gomlx/gomlx/backends/default" // Registers "xla" and "go".
+	"github.com/gomlx/go-xla/compute/xla"
+)
+
+// Environment variables that steer [DefaultBackend].
+const (
+	// BackendEnv keeps its GoMLX meaning: when set ("go", "xla", "xla:cuda", ...) it is used as is.
+	BackendEnv = compute.ConfigEnvVar
+	// NoAutoInstallEnv, when set, stops any attempt to download the XLA plugin.
+	NoAutoInstallEnv = xla.NoAutoInstallEnv
+)
+
+// xlaInstallTimeout bounds the plugin download, which itself has no timeout
+// and can hang on a network that drops traffic silently.
+const xlaInstallTimeout = 5 * time.Minute
+
+// xlaSite is where the XLA plugin is downloaded from; it is probed before a download starts.
+const xlaSite = "github.com:443"
+
+// DefaultBackend returns the backend convlens computes on, with one line that
+// names it and says why it was chosen; the command line prints that line on
+// stderr. The choice:
+//
+//  1. $GOMLX_BACKEND, if set, as GoMLX itself reads it.
+//  2. XLA, if its PJRT plugin is installed.
+//  3. XLA after installing its plugin, unless $GOMLX_NO_AUTO_INSTALL is set or
+//     the download site cannot be reached within a few seconds (offline
+//     machines never wait on a download).
+//  4. The pure-Go backend, which runs anywhere.
+func DefaultBackend() (compute.Backend, string, error) {
+	if cfg, ok := os.LookupEnv(BackendEnv); ok {
+		b, err := newBackend(cfg)
+		if err != nil {
+			return nil, "", fmt.Errorf("backend %s=%q: %w", BackendEnv, cfg, err)
+		}
+		return b, fmt.Sprintf("convlens: backend %s (from $%s)", b.Name(), BackendEnv), nil
+	}
+	xla.EnableAutoInstall(false)
+	if len(xla.GetAvailablePlugins()) > 0 {
+		if b, err := newBackend("xla"); err == nil {
+			return b, fmt.Sprintf("convlens: backend %s (XLA plugin installed)", b.Name()), nil
+		}
+	}
+	why := xlaInstall()
+	if why == "" {
+		if b, err := newBackend("xla"); err == nil {
+			return b, fmt.Sprintf("convlens: backend %s (XLA plugin just installed)", b.Name()), nil
+		} else {
+			why = fmt.Sprintf("XLA failed to start: %v", err)
+		}
+	}
+	b, err := newBackend("go")
+	if err != nil {
+		return nil, "", fmt.Errorf("starting the pure-Go backend: %w", err)
+	}
+	return b, fmt.Sprintf("convlens: backend %s (pure Go): %s", b.Name(), why), nil
+}
+
+// xlaInstall tries to install the XLA plugin and returns why it could not, or "".
+func xlaInstall() string {
+	if _, ok := os.LookupEnv(NoAutoInstallEnv); ok {
+		return fmt.Sprintf("no XLA plugin installed and $%s is set", NoAutoInstallEnv)
+	}
+	conn, err := net.DialTimeout("tcp", xlaSite, 3*time.Second)
+	if err != nil {
+		return "no XLA plugin installed and its download site is unreachable (offline)"
+	}
+	conn.Close()
+	done := make(chan error, 1)
+	go func() { done <- xla.AutoInstall() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Sprintf("installing the XLA plugin failed: %v", firstLine(err.Error()))
+		}
+		if len(xla.GetAvailablePlugins()) == 0 {
+			return "the XLA plugin installer found no plugin for this machine"
+		}
+		return ""
+	case <-time.After(xlaInstallTimeout):
+		return fmt.Sprintf("installing the XLA plugin took longer than %v", xlaInstallTimeout)
+	}
+}
+
+// newBackend creates a backend from a GoMLX configuration string, turning
+// GoMLX's panic on an unknown backend name into an error.
+func newBackend(cfg string) (b compute.Backend, err error) {
+	if e := catch(func() { b, err = compute.NewWithConfig(cfg) }); e != nil {
+		return nil, e
+	}
+	return b, err
+}
+
+func firstLine(s string) string {
+	for i, r := range s {
+		if r == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

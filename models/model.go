@@ -1,0 +1,150 @@
+// Package models says what a model is for convlens and how one is loaded.
+//
+// A [Model] is a CNN classifier (or regressor) that convlens can look inside:
+// it builds its forward pass into a GoMLX graph and hands back, from that same
+// graph, the logits and the activations of any set of named layers. Keeping
+// both in one graph is what lets Grad-CAM differentiate the logits with respect
+// to a layer's activation.
+//
+// Two adapters produce a Model:
+//
+//   - [LoadONNX] reads an ONNX file with onnx-gomlx. A layer is named by the
+//     output name of its ONNX node, e.g. "/layer4/layer4.1/relu_1/Relu_output_0"
+//     for torchvision's ResNet-18; `convlens layers` lists them.
+//   - [NewNative] wraps a model written in GoMLX. The model marks its layers
+//     with a [Tap] and is then used exactly like an ONNX model.
+//
+// A [Runner] executes a model on a backend ([DefaultBackend] picks one),
+// compiling each combination of requested layers and input shape once.
+// [Input] describes the image tensor a model expects and [Input.Tensor] turns
+// decoded images into it.
+package models
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// Model is a network convlens can run and look inside.
+type Model interface {
+	// Name identifies the model in reports and messages.
+	Name() string
+
+	// Input describes the image tensor the model expects.
+	Input() Input
+
+	// Labels returns the class names, indexed by logit, or nil when the model has none.
+	Labels() []string
+
+	// Layers lists every layer in graph order, with its output shape for a batch of one.
+	Layers() []Layer
+
+	// Store holds the model's weights.
+	Store() *model.Store
+
+	// Forward builds the forward pass of x into x's graph. It returns the
+	// logits, shaped [batch, classes], and the activation of each named layer,
+	// in the order asked. Like all GoMLX graph-building code it panics on
+	// error; callers validate layer names first with [FindLayer].
+	Forward(scope *model.Scope, x *graph.Node, layers []string) (logits *graph.Node, activations []*graph.Node)
+}
+
+// Layer describes one layer of a model.
+type Layer struct {
+	// Name addresses the layer in [Model.Forward] and on the command line.
+	Name string
+	// Op is the operation that produces it: the ONNX op type, or the node type of a native model.
+	Op string
+	// Shape is its output shape for a batch of one.
+	Shape shapes.Shape
+}
+
+// Spatial reports whether the layer's output has spatial axes: a rank-4
+// image-like tensor whose height and width are both larger than one.
+func (l Layer) Spatial(layout Layout) bool {
+	if l.Shape.Rank() != 4 {
+		return false
+	}
+	h, w := layout.spatialDims(l.Shape.Dimensions)
+	return h > 1 || w > 1
+}
+
+// String formats a layer as `convlens layers` prints it.
+func (l Layer) String() string {
+	return fmt.Sprintf("%s\t%s\t%v", l.Name, l.Op, l.Shape.Dimensions)
+}
+
+// FindLayer returns the named layer of m. An unknown name yields an error that
+// lists the closest existing names, so a typo can be fixed from the message alone.
+func FindLayer(m Model, name string) (Layer, error) {
+	layers := m.Layers()
+	for _, l := range layers {
+		if l.Name == name {
+			return l, nil
+		}
+	}
+	names := make([]string, len(layers))
+	for i, l := range layers {
+		names[i] = l.Name
+	}
+	return Layer{}, fmt.Errorf("model %s has no layer %q; closest: %s (list all with `convlens layers`)",
+		m.Name(), name, strings.Join(closest(name, names, 3), ", "))
+}
+
+// SpatialLayer is [FindLayer] for layers that must have spatial axes, as a CAM or a feature map needs.
+func SpatialLayer(m Model, name string) (Layer, error) {
+	l, err := FindLayer(m, name)
+	if err != nil {
+		return l, err
+	}
+	if !l.Spatial(m.Input().Layout) {
+		return l, fmt.Errorf("layer %q of model %s has shape %v, which has no spatial axes: pick a convolutional layer (list them with `convlens layers`)",
+			name, m.Name(), l.Shape.Dimensions)
+	}
+	return l, nil
+}
+
+// closest returns up to n names nearest to name by edit distance, nearest first.
+func closest(name string, names []string, n int) []string {
+	type scored struct {
+		name string
+		dist int
+	}
+	all := make([]scored, len(names))
+	for i, s := range names {
+		all[i] = scored{s, editDistance(strings.ToLower(name), strings.ToLower(s))}
+	}
+	slices.SortStableFunc(all, func(a, b scored) int { return a.dist - b.dist })
+	out := make([]string, 0, n)
+	for _, s := range all[:min(n, len(all))] {
+		out = append(out, s.name)
+	}
+	return out
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}

@@ -1,0 +1,175 @@
+package models
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/gomlx/compute-onnx/support/protos"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/onnx-gomlx/onnx"
+	"github.com/gomlx/onnx-gomlx/onnx/parser"
+	"google.golang.org/protobuf/proto"
+)
+
+// ONNX is a [Model] read from an ONNX file.
+type ONNX struct {
+	name     string
+	checksum string
+	onnx     onnx.Model
+	store    *model.Store
+	input    Input
+	inName   string
+	logits   string
+	labels   []string
+	layers   []Layer
+}
+
+// LoadONNX reads an ONNX classifier with a single image input. Its input name,
+// layout and size are read from the file; its preprocessing defaults to
+// [ImageNet] normalisation, which [ONNX.SetNormalization] changes.
+//
+// Every node is converted once while loading, so a model that uses an ONNX op
+// onnx-gomlx does not support fails here, with the op named.
+func LoadONNX(path string) (*ONNX, error) {
+	contents, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("loading model: %w", err)
+	}
+	m, err := parseONNX(path, contents)
+	if err != nil {
+		return nil, fmt.Errorf("loading model %s: %w", path, err)
+	}
+	return m, nil
+}
+
+func parseONNX(path string, contents []byte) (*ONNX, error) {
+	var pb protos.ModelProto
+	if err := proto.Unmarshal(contents, &pb); err != nil || pb.GetGraph() == nil {
+		return nil, errors.New("not a readable ONNX file (corrupt or not ONNX); re-export it with torch.onnx.export")
+	}
+	om, err := parser.Parse(contents)
+	if err != nil {
+		return nil, fmt.Errorf("parsing ONNX: %w", err)
+	}
+	sum := sha256.Sum256(contents)
+	m := &ONNX{
+		name:     strings.TrimSuffix(baseName(path), ".onnx"),
+		checksum: hex.EncodeToString(sum[:]),
+		onnx:     om,
+		store:    model.NewStore(),
+	}
+	names, inShapes := om.Inputs()
+	if len(names) != 1 {
+		return nil, fmt.Errorf("the model has %d inputs %q; convlens takes models with one image input", len(names), names)
+	}
+	m.inName = names[0]
+	if m.input, err = inputFromShape(inShapes[0].Dimensions); err != nil {
+		return nil, fmt.Errorf("input %q: %w", m.inName, err)
+	}
+	outNames, _ := om.Outputs()
+	if len(outNames) == 0 {
+		return nil, errors.New("the model has no outputs")
+	}
+	m.logits = outNames[0]
+	if err := om.VariablesToScope(m.store.RootScope()); err != nil {
+		return nil, fmt.Errorf("reading weights: %w", err)
+	}
+	if m.layers, err = m.inferLayers(pb.GetGraph().GetNode()); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func baseName(path string) string {
+	if i := strings.LastIndexAny(path, `/\`); i >= 0 {
+		return path[i+1:]
+	}
+	return path
+}
+
+// inputFromShape reads layout and size from an ONNX input shape; dynamic axes are negative.
+func inputFromShape(dims []int) (Input, error) {
+	if len(dims) != 4 {
+		return Input{}, fmt.Errorf("shape %v is not an image batch [N,C,H,W] or [N,H,W,C]", dims)
+	}
+	in := Input{Layout: NCHW, Channels: dims[1], Height: dims[2], Width: dims[3], Normalization: ImageNet}
+	if (dims[1] != 1 && dims[1] != 3) && (dims[3] == 1 || dims[3] == 3) {
+		in = Input{Layout: NHWC, Channels: dims[3], Height: dims[1], Width: dims[2], Normalization: ImageNet}
+	}
+	if in.Channels != 1 && in.Channels != 3 {
+		return Input{}, fmt.Errorf("shape %v has %d channels; convlens takes grey (1) or RGB (3) images", dims, in.Channels)
+	}
+	if in.Height <= 0 || in.Width <= 0 {
+		return Input{}, fmt.Errorf("shape %v has a dynamic height or width; export the model with a fixed image size", dims)
+	}
+	return in, nil
+}
+
+// inferLayers builds the whole graph once for a batch of one, on the pure-Go
+// backend and without running it, to learn each node's output shape. Building
+// it also proves every op converts.
+func (m *ONNX) inferLayers(nodes []*protos.NodeProto) ([]Layer, error) {
+	var layers []Layer
+	for _, n := range nodes {
+		if n.GetOpType() == "Constant" || len(n.GetOutput()) == 0 || n.GetOutput()[0] == "" {
+			continue
+		}
+		layers = append(layers, Layer{Name: n.GetOutput()[0], Op: n.GetOpType()})
+	}
+	names := make([]string, len(layers))
+	for i, l := range layers {
+		names[i] = l.Name
+	}
+	outs, err := buildShapes(m.store, m.input.Shape(1), func(scope *model.Scope, x *graph.Node) []*graph.Node {
+		return m.onnx.CallGraph(scope, x.Graph(), map[string]*graph.Node{m.inName: x}, names...)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("converting the ONNX graph: %w", err)
+	}
+	for i := range layers {
+		layers[i].Shape = outs[i]
+	}
+	return layers, nil
+}
+
+// Name is the file name without its extension.
+func (m *ONNX) Name() string { return m.name }
+
+// Checksum is the SHA-256 of the ONNX file, identifying the exact weights in reports.
+func (m *ONNX) Checksum() string { return m.checksum }
+
+// Input describes the image tensor the model expects.
+func (m *ONNX) Input() Input { return m.input }
+
+// SetNormalization changes the preprocessing normalisation (default [ImageNet]).
+func (m *ONNX) SetNormalization(n Normalization) *ONNX {
+	m.input.Normalization = n
+	return m
+}
+
+// Labels returns the class names set with [ONNX.SetLabels], or nil.
+func (m *ONNX) Labels() []string { return m.labels }
+
+// SetLabels names the classes, indexed by logit.
+func (m *ONNX) SetLabels(labels []string) *ONNX {
+	m.labels = labels
+	return m
+}
+
+// Layers lists every node output, in graph order.
+func (m *ONNX) Layers() []Layer { return m.layers }
+
+// Store holds the weights read from the file.
+func (m *ONNX) Store() *model.Store { return m.store }
+
+// Forward converts the ONNX graph, asking for the logits and the layers in
+// one conversion so that they share a single forward pass.
+func (m *ONNX) Forward(scope *model.Scope, x *graph.Node, layers []string) (*graph.Node, []*graph.Node) {
+	outs := m.onnx.CallGraph(scope, x.Graph(), map[string]*graph.Node{m.inName: x}, append([]string{m.logits}, layers...)...)
+	return outs[0], outs[1:]
+}

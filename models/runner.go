@@ -1,0 +1,164 @@
+package models
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/gobackend"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/exceptions"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// Runner executes a model's forward pass on a backend. It compiles one
+// executable per set of requested layers and reuses it; GoMLX then caches
+// one compilation per input shape. A Runner is safe for concurrent use.
+type Runner struct {
+	backend compute.Backend
+	model   Model
+
+	mu    sync.Mutex
+	execs map[string]*model.Exec
+}
+
+// NewRunner returns a Runner for m on backend b.
+func NewRunner(b compute.Backend, m Model) *Runner {
+	return &Runner{backend: b, model: m, execs: map[string]*model.Exec{}}
+}
+
+// Model returns the model the runner executes.
+func (r *Runner) Model() Model { return r.model }
+
+// Backend returns the backend the runner executes on.
+func (r *Runner) Backend() compute.Backend { return r.backend }
+
+// Run feeds a preprocessed batch x through the model and returns the logits
+// and the activations of the named layers, all from the same forward pass.
+func (r *Runner) Run(x *tensors.Tensor, layers ...string) (logits *tensors.Tensor, activations []*tensors.Tensor, err error) {
+	for _, name := range layers {
+		if _, err := FindLayer(r.model, name); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := CheckBatch(r.model, x.Shape()); err != nil {
+		return nil, nil, err
+	}
+	e, err := r.exec(strings.Join(layers, "\x00"), func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
+		logits, acts := r.model.Forward(scope, inputs[0], layers)
+		return append([]*graph.Node{logits}, acts...)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	outs, err := e.Exec(x)
+	if err != nil {
+		return nil, nil, fmt.Errorf("running %s: %w", r.model.Name(), err)
+	}
+	return outs[0], outs[1:], nil
+}
+
+// Exec returns the runner's executable for key, creating it with fn on first
+// use. Packages that build their own graph around [Model.Forward] (Grad-CAM,
+// for one) use it to share the runner's backend, store and cache.
+func (r *Runner) Exec(key string, fn func(scope *model.Scope, inputs []*graph.Node) []*graph.Node) (*model.Exec, error) {
+	return r.exec("custom\x00"+key, fn)
+}
+
+func (r *Runner) exec(key string, fn func(scope *model.Scope, inputs []*graph.Node) []*graph.Node) (*model.Exec, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.execs[key]; ok {
+		return e, nil
+	}
+	e, err := model.NewExec(r.backend, r.model.Store(), fn)
+	if err != nil {
+		return nil, fmt.Errorf("preparing %s: %w", r.model.Name(), err)
+	}
+	r.execs[key] = e
+	return e, nil
+}
+
+// Close frees the compiled executables.
+func (r *Runner) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, e := range r.execs {
+		e.Finalize()
+		delete(r.execs, k)
+	}
+}
+
+// CheckBatch verifies that a preprocessed batch has the shape and dtype m takes.
+func CheckBatch(m Model, s shapes.Shape) error {
+	want := m.Input().Shape(1)
+	if s.DType != dtypes.Float32 {
+		return fmt.Errorf("input has dtype %s; the model takes float32", s.DType)
+	}
+	if s.Rank() != len(want) {
+		return fmt.Errorf("input has shape %v; the model takes a batch shaped %v (%s) with any N ≥ 1", s.Dimensions, dimsWithN(want), m.Input().Layout)
+	}
+	if s.Dimensions[0] == 0 {
+		return errors.New("empty batch: give at least one image")
+	}
+	for i := 1; i < len(want); i++ {
+		if s.Dimensions[i] != want[i] {
+			return fmt.Errorf("input has shape %v; the model takes a batch shaped %v (%s)", s.Dimensions, dimsWithN(want), m.Input().Layout)
+		}
+	}
+	return nil
+}
+
+func dimsWithN(dims []int) string {
+	parts := make([]string, len(dims))
+	parts[0] = "N"
+	for i, d := range dims[1:] {
+		parts[i+1] = fmt.Sprint(d)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+var (
+	shapeBackendOnce sync.Once
+	shapeBackend     compute.Backend
+	shapeBackendErr  error
+)
+
+// buildShapes builds fn's graph for an input of the given dimensions without
+// running it and returns its outputs' shapes. Building is backend-independent,
+// so the always-available pure-Go backend serves.
+func buildShapes(store *model.Store, dims []int, fn func(scope *model.Scope, x *graph.Node) []*graph.Node) (out []shapes.Shape, err error) {
+	shapeBackendOnce.Do(func() { shapeBackend, shapeBackendErr = gobackend.New("") })
+	if shapeBackendErr != nil {
+		return nil, shapeBackendErr
+	}
+	g := graph.NewGraph(shapeBackend, "shapes")
+	defer g.Finalize()
+	err = catch(func() {
+		x := graph.Parameter(g, "x", shapes.Make(dtypes.Float32, dims...))
+		for _, n := range fn(store.RootScope(), x) {
+			out = append(out, n.Shape())
+		}
+	})
+	return out, err
+}
+
+// catch runs graph-building code, turning its panics into an error that keeps
+// the first line of the message (GoMLX appends stack traces).
+func catch(fn func()) error {
+	e := exceptions.Try(fn)
+	if e == nil {
+		return nil
+	}
+	msg := fmt.Sprint(e)
+	if err, ok := e.(error); ok {
+		msg = err.Error()
+	}
+	msg, _, _ = strings.Cut(msg, "\n")
+	return errors.New(msg)
+}
