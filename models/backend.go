@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/gomlx/compute"
@@ -38,7 +39,7 @@ const xlaSite = "github.com:443"
 //  4. The pure-Go backend, which runs anywhere.
 func DefaultBackend() (compute.Backend, string, error) {
 	if cfg, ok := os.LookupEnv(BackendEnv); ok {
-		b, err := newBackend(cfg)
+		b, err := NewBackend(cfg)
 		if err != nil {
 			return nil, "", fmt.Errorf("backend %s=%q: %w", BackendEnv, cfg, err)
 		}
@@ -46,19 +47,19 @@ func DefaultBackend() (compute.Backend, string, error) {
 	}
 	xla.EnableAutoInstall(false)
 	if len(xla.GetAvailablePlugins()) > 0 {
-		if b, err := newBackend("xla"); err == nil {
+		if b, err := NewBackend("xla"); err == nil {
 			return b, fmt.Sprintf("convlens: backend %s (XLA plugin installed)", b.Name()), nil
 		}
 	}
 	why := xlaInstall()
 	if why == "" {
-		if b, err := newBackend("xla"); err == nil {
+		if b, err := NewBackend("xla"); err == nil {
 			return b, fmt.Sprintf("convlens: backend %s (XLA plugin just installed)", b.Name()), nil
 		} else {
 			why = fmt.Sprintf("XLA failed to start: %v", err)
 		}
 	}
-	b, err := newBackend("go")
+	b, err := NewBackend("go")
 	if err != nil {
 		return nil, "", fmt.Errorf("starting the pure-Go backend: %w", err)
 	}
@@ -91,9 +92,9 @@ func xlaInstall() string {
 	}
 }
 
-// newBackend creates a backend from a GoMLX configuration string, turning
-// GoMLX's panic on an unknown backend name into an error.
-func newBackend(cfg string) (b compute.Backend, err error) {
+// NewBackend creates a backend from a GoMLX configuration string ("go",
+// "xla", "xla:cuda", ...), turning GoMLX's panic on an unknown name into an error.
+func NewBackend(cfg string) (b compute.Backend, err error) {
 	if e := catch(func() { b, err = compute.NewWithConfig(cfg) }); e != nil {
 		return nil, e
 	}
@@ -101,10 +102,6 @@ func newBackend(cfg string) (b compute.Backend, err error) {
 }
 
 func firstLine(s string) string {
-	for i, r := range s {
-		if r == '\n' {
-			return s[:i]
-		}
-	}
-	return s
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

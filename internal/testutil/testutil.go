@@ -1,0 +1,73 @@
+// Package testutil holds what the test suites share: the backend they run on
+// and readers for the PyTorch reference fixtures under testdata/.
+package testutil
+
+import (
+	"math"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/convlens/convlens/internal/npy"
+	"github.com/convlens/convlens/models"
+	"github.com/gomlx/compute"
+)
+
+var (
+	backendOnce sync.Once
+	backend     compute.Backend
+	backendErr  error
+)
+
+// Backend returns the pure-Go backend, as users get it, shared by a test binary.
+func Backend(t testing.TB) compute.Backend {
+	t.Helper()
+	backendOnce.Do(func() { backend, backendErr = models.NewBackend("go") })
+	if backendErr != nil {
+		t.Fatalf("pure-Go backend: %v", backendErr)
+	}
+	return backend
+}
+
+// Root is the repository's root directory.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Testdata joins elements onto the repository's testdata directory.
+func Testdata(elem ...string) string {
+	return filepath.Join(append([]string{Root(), "testdata"}, elem...)...)
+}
+
+// ReadNPY reads a float32 .npy fixture or fails the test.
+func ReadNPY(t testing.TB, path string) ([]float32, []int) {
+	t.Helper()
+	data, shape, err := npy.ReadFloat32(path)
+	if err != nil {
+		t.Fatalf("fixture: %v", err)
+	}
+	return data, shape
+}
+
+// MaxAbsDiff is max_i |a_i − b_i|.
+func MaxAbsDiff(a, b []float32) float64 {
+	var m float64
+	for i := range a {
+		m = math.Max(m, math.Abs(float64(a[i])-float64(b[i])))
+	}
+	return m
+}
+
+// RelErr is max_i |a_i − b_i| / max_i |b_i|: an error relative to the reference's scale.
+func RelErr(got, want []float32) float64 {
+	var scale float64
+	for _, v := range want {
+		scale = math.Max(scale, math.Abs(float64(v)))
+	}
+	if scale == 0 {
+		return MaxAbsDiff(got, want)
+	}
+	return MaxAbsDiff(got, want) / scale
+}
