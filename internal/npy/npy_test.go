@@ -1,33 +1,25 @@
-package npy
+package npy_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/convlens/convlens/internal/npy"
+	"github.com/convlens/convlens/internal/testutil"
 )
 
-// numpy is the independent reference: it must read what we write and write what we read.
 func numpy(t *testing.T, script string) string {
-	t.Helper()
-	out, err := exec.Command("/usr/bin/python3", "-c", "import numpy as np\n"+script).CombinedOutput()
-	if err != nil {
-		if os.Getenv("CI") != "true" {
-			t.Skipf("numpy unavailable: %v %s", err, out)
-		}
-		t.Fatalf("python3: %v\n%s", err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return testutil.Python(t, "import numpy as np\n"+script)
 }
-
 func TestWriteIsReadByNumPy(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.npy")
 	data := make([]float32, 2*3*4)
 	for i := range data {
 		data[i] = float32(i) / 2
 	}
-	if err := WriteFloat32(path, data, 2, 3, 4); err != nil {
+	if err := npy.WriteFloat32(path, data, 2, 3, 4); err != nil {
 		t.Fatal(err)
 	}
 	got := numpy(t, "a = np.load('"+path+"'); print(a.dtype, a.shape, a[1,2,3], a[0,1,0])")
@@ -40,14 +32,14 @@ func TestReadNumPyArrayAndRejectWrongDType(t *testing.T) {
 	dir := t.TempDir()
 	f32, f64 := filepath.Join(dir, "f32.npy"), filepath.Join(dir, "f64.npy")
 	numpy(t, "a = np.arange(6, dtype=np.float32).reshape(1, 2, 3); np.save('"+f32+"', a); np.save('"+f64+"', a.astype(np.float64))")
-	data, shape, err := ReadFloat32(f32)
+	data, shape, err := npy.ReadFloat32(f32)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(shape) != 3 || shape[0] != 1 || shape[1] != 2 || shape[2] != 3 || data[5] != 5 {
 		t.Errorf("read shape %v data %v", shape, data)
 	}
-	if _, _, err := ReadFloat32(f64); err == nil || !strings.Contains(err.Error(), "float32") {
+	if _, _, err := npy.ReadFloat32(f64); err == nil || !strings.Contains(err.Error(), "float32") {
 		t.Errorf("float64 file: err = %v, want a dtype error", err)
 	}
 }
@@ -55,7 +47,7 @@ func TestReadNumPyArrayAndRejectWrongDType(t *testing.T) {
 func TestWriteFailureLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a.npy")
-	if err := WriteFloat32(path, []float32{1, 2, 3}, 2, 2); err == nil {
+	if err := npy.WriteFloat32(path, []float32{1, 2, 3}, 2, 2); err == nil {
 		t.Fatal("shape mismatch accepted")
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {

@@ -4,6 +4,9 @@ package testutil
 
 import (
 	"math"
+	"os"
+	"os/exec"
+	"strings"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -49,6 +52,21 @@ func ReadNPY(t testing.TB, path string) ([]float32, []int) {
 		t.Fatalf("fixture: %v", err)
 	}
 	return data, shape
+}
+
+// Python runs a Python script with Debian's python3 (NumPy, PyTorch), the
+// independent reference the tests compare against, and returns its output.
+// Outside CI a missing interpreter or module skips the test; in CI it fails.
+func Python(t testing.TB, script string) string {
+	t.Helper()
+	out, err := exec.Command("/usr/bin/python3", "-c", script).CombinedOutput()
+	if err != nil {
+		if os.Getenv("CI") != "true" {
+			t.Skipf("python3 reference unavailable: %v %s", err, out)
+		}
+		t.Fatalf("python3: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // MaxAbsDiff is max_i |a_i − b_i|.

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/convlens/convlens/display"
+	"github.com/convlens/convlens/gradcam"
+	"github.com/convlens/convlens/internal/npy"
+	"github.com/convlens/convlens/models"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// listFlag collects a flag given several times or as a comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+type camFlags struct {
+	model, input, method, outNPY, outPNG string
+	images, layers, classes              listFlag
+	top                                  int
+	raw                                  bool
+}
+
+func runCAM(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("cam", stderr)
+	var f camFlags
+	fs.StringVar(&f.model, "model", "", "model: an .onnx file or a built-in model name")
+	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas for a batch")
+	fs.StringVar(&f.input, "input", "", "preprocessed float32 batch in a .npy file, in the model's layout (e.g. [N,C,H,W]), fed as is")
+	fs.Var(&f.layers, "layer", "layer name(s), comma-separated; several layers are averaged (see `convlens layers`)")
+	fs.StringVar(&f.method, "method", "gradcam", "method: "+strings.Join(methodNames(), ", "))
+	fs.Var(&f.classes, "class", "class index to explain: one for all images, or one per image (comma-separated)")
+	fs.IntVar(&f.top, "top", 0, "explain each image's K best classes, best first")
+	fs.BoolVar(&f.raw, "raw", false, "with --out-npy: write the ReLU'd maps at layer resolution, before normalisation and resizing")
+	fs.StringVar(&f.outNPY, "out-npy", "", "write the maps as float32 .npy: [N,H,W], or [N,K,H,W] with --top")
+	fs.StringVar(&f.outPNG, "out-png", "", "write the heatmap over the image (jet, 50% blend) as PNG")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	target, err := f.check()
+	if err != nil {
+		return err
+	}
+	m, err := openModel(f.model)
+	if err != nil {
+		return err
+	}
+	x, pictures, err := f.batch(m)
+	if err != nil {
+		return err
+	}
+	b, err := backend(stderr)
+	if err != nil {
+		return err
+	}
+	cam, err := gradcam.New(models.NewRunner(b, m), f.layers...).Method(gradcam.Methods[f.method]).Done()
+	if err != nil {
+		return err
+	}
+	res, err := cam.Explain(x, target)
+	if err != nil {
+		return err
+	}
+	var png image.Image
+	if f.outPNG != "" {
+		if png, err = overlays(res, pictures, m.Labels()); err != nil {
+			return err
+		}
+	}
+	if f.outNPY != "" {
+		if err := writeNPY(f.outNPY, res, f.raw, f.top > 0); err != nil {
+			return err
+		}
+	}
+	if png != nil {
+		if err := display.SavePNG(f.outPNG, png); err != nil {
+			return err
+		}
+	}
+	printPredictions(stdout, res, m.Labels())
+	return nil
+}
+
+// check validates the flags that need no model and returns the target.
+func (f *camFlags) check() (gradcam.Target, error) {
+	switch {
+	case len(f.images) == 0 && f.input == "":
+		return gradcam.Target{}, usageError{errors.New("give --image IMG or --input X.npy")}
+	case len(f.images) > 0 && f.input != "":
+		return gradcam.Target{}, usageError{errors.New("give --image or --input, not both")}
+	case len(f.layers) == 0:
+		return gradcam.Target{}, usageError{errors.New("--layer is required (list layers with `convlens layers --model M`)")}
+	case gradcam.Methods[f.method] == nil:
+		return gradcam.Target{}, usageError{fmt.Errorf("unknown --method %q; available: %s", f.method, strings.Join(methodNames(), ", "))}
+	case len(f.classes) > 0 && f.top > 0:
+		return gradcam.Target{}, usageError{errors.New("give --class or --top, not both")}
+	case f.top < 0:
+		return gradcam.Target{}, usageError{fmt.Errorf("--top %d: K must be at least 1", f.top)}
+	case f.raw && f.outNPY == "":
+		return gradcam.Target{}, usageError{errors.New("--raw changes what --out-npy writes; give --out-npy too")}
+	case f.raw && len(f.layers) > 1:
+		return gradcam.Target{}, usageError{errors.New("--raw writes one layer's maps at its own resolution; give one --layer")}
+	}
+	if len(f.classes) > 0 {
+		classes := make([]int, len(f.classes))
+		for i, s := range f.classes {
+			c, err := strconv.Atoi(s)
+			if err != nil {
+				return gradcam.Target{}, usageError{fmt.Errorf("--class %q is not a class index", s)}
+			}
+			classes[i] = c
+		}
+		return gradcam.Class(classes...), nil
+	}
+	return gradcam.Top(max(f.top, 1)), nil
+}
+
+func methodNames() []string {
+	return slices.Sorted(maps.Keys(gradcam.Methods))
+}
+
+// batch reads the input batch and, for the overlay, the pictures it shows.
+func (f *camFlags) batch(m models.Model) (*tensors.Tensor, []image.Image, error) {
+	in := m.Input()
+	if f.input != "" {
+		data, shape, err := npy.ReadFloat32(f.input)
+		if err != nil {
+			return nil, nil, err
+		}
+		x := tensors.FromFlatDataAndDimensions(data, shape...)
+		if err := models.CheckBatch(m, x.Shape()); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", f.input, err)
+		}
+		pictures := make([]image.Image, shape[0])
+		for n := range pictures {
+			pictures[n] = in.Image(data, n)
+		}
+		return x, pictures, nil
+	}
+	pictures := make([]image.Image, len(f.images))
+	for i, path := range f.images {
+		img, err := models.LoadImage(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		pictures[i] = img
+	}
+	x, err := in.Tensor(pictures...)
+	return x, pictures, err
+}
+
+// writeNPY writes the normalised maps, or with raw the ReLU'd layer-resolution ones.
+func writeNPY(path string, res *gradcam.Result, raw, keepK bool) error {
+	values, h, w := res.Normalized, res.Height, res.Width
+	if raw {
+		l := res.Raw[0]
+		values, h, w = make([]float32, len(l.Values)), l.Height, l.Width
+		for i, v := range l.Values {
+			values[i] = max(v, 0)
+		}
+	}
+	if keepK {
+		return npy.WriteFloat32(path, values, res.N, res.K, h, w)
+	}
+	return npy.WriteFloat32(path, values, res.N, h, w)
+}
+
+// overlays draws each image's first map over its picture; a batch becomes one row per image.
+func overlays(res *gradcam.Result, pictures []image.Image, labels []string) (image.Image, error) {
+	rows := make([]display.Row, len(pictures))
+	for n, pic := range pictures {
+		c := res.Class(n, 0)
+		rows[n] = display.Row{Image: pic, Map: res.Map(n, 0), Caption: fmt.Sprintf("image %d: %s, score %.3f", n, className(c, labels), res.Score(n, 0))}
+	}
+	if len(rows) == 1 {
+		return display.Overlay(rows[0].Image, rows[0].Map).Colormap(display.Jet).Alpha(0.5).Image()
+	}
+	return display.Rows(rows...).Colormap(display.Jet).Alpha(0.5).Image()
+}
+
+func className(c int, labels []string) string {
+	if c >= 0 && c < len(labels) {
+		return fmt.Sprintf("class %d (%s)", c, labels[c])
+	}
+	return fmt.Sprintf("class %d", c)
+}
+
+// printPredictions prints each image's predicted class, its logit and softmax
+// probability, and the classes explained when they differ.
+func printPredictions(w io.Writer, res *gradcam.Result, labels []string) {
+	for n := range res.N {
+		c, logit := res.Predicted(n)
+		row := res.Logits[n*res.NumClasses : (n+1)*res.NumClasses]
+		var sum float64
+		for _, v := range row {
+			sum += math.Exp(float64(v - logit))
+		}
+		fmt.Fprintf(w, "image %d: predicted %s, logit %.4f, probability %.4f", n, className(c, labels), logit, 1/sum)
+		if res.K > 1 || res.Class(n, 0) != c {
+			var explained []string
+			for k := range res.K {
+				explained = append(explained, fmt.Sprintf("%s (score %.4f)", className(res.Class(n, k), labels), res.Score(n, k)))
+			}
+			fmt.Fprintf(w, "; explained %s", strings.Join(explained, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+}

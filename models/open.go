@@ -1,0 +1,28 @@
+package models
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// embedded maps the names of the models built into convlens to their loaders.
+var embedded = map[string]func() (Model, error){}
+
+// registerEmbedded makes a built-in model available to [Open] by name.
+func registerEmbedded(name string, load func() (Model, error)) { embedded[name] = load }
+
+// EmbeddedNames lists the built-in models [Open] knows by name.
+func EmbeddedNames() []string { return slices.Sorted(maps.Keys(embedded)) }
+
+// Open returns the built-in model called name, or loads name as an ONNX file.
+func Open(name string) (Model, error) {
+	if load, ok := embedded[name]; ok {
+		return load()
+	}
+	if !strings.HasSuffix(strings.ToLower(name), ".onnx") && !strings.ContainsAny(name, `/\`) {
+		return nil, fmt.Errorf("no built-in model %q and not an .onnx path; built-in models: %s", name, strings.Join(EmbeddedNames(), ", "))
+	}
+	return LoadONNX(name)
+}
