@@ -1,5 +1,7 @@
 package gradcam
 
+import "github.com/convlens/convlens/display"
+
 // Result holds the maps of one batch. Per-image, per-target values are laid
 // out image-major: index n*K + k.
 type Result struct {
@@ -28,20 +30,20 @@ type LayerMaps struct {
 	Values        []float32
 }
 
-// Map returns the normalised map of image n and target k, row-major Height×Width.
-func (r *Result) Map(n, k int) []float32 {
+// Map returns the normalised map of image n and target k, at input size.
+func (r *Result) Map(n, k int) display.Map {
 	size := r.Height * r.Width
 	i := n*r.K + k
-	return r.Normalized[i*size : (i+1)*size]
+	return display.Map{Width: r.Width, Height: r.Height, Values: r.Normalized[i*size : (i+1)*size]}
 }
 
-// RawMap returns the signed map of image n and target k at layer l, row-major.
-// Apply a ReLU for the usual Grad-CAM map at layer resolution.
-func (r *Result) RawMap(l, n, k int) []float32 {
+// RawMap returns the signed map of image n and target k at layer l, at the
+// layer's resolution. Its ReLU is the usual Grad-CAM map before normalisation.
+func (r *Result) RawMap(l, n, k int) display.Map {
 	lm := r.Raw[l]
 	size := lm.Height * lm.Width
 	i := n*r.K + k
-	return lm.Values[i*size : (i+1)*size]
+	return display.Map{Width: lm.Width, Height: lm.Height, Values: lm.Values[i*size : (i+1)*size]}
 }
 
 // Class returns the class explained for image n and target k.

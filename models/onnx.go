@@ -52,6 +52,12 @@ func parseONNX(path string, contents []byte) (*ONNX, error) {
 	if err := proto.Unmarshal(contents, &pb); err != nil || pb.GetGraph() == nil {
 		return nil, errors.New("not a readable ONNX file (corrupt or not ONNX); re-export it with torch.onnx.export")
 	}
+	if dropBatchNormMomentum(&pb) {
+		var err error
+		if contents, err = proto.Marshal(&pb); err != nil {
+			return nil, fmt.Errorf("re-encoding ONNX: %w", err)
+		}
+	}
 	om, err := parser.Parse(contents)
 	if err != nil {
 		return nil, fmt.Errorf("parsing ONNX: %w", err)
@@ -83,6 +89,29 @@ func parseONNX(path string, contents []byte) (*ONNX, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// dropBatchNormMomentum removes the momentum attribute of BatchNormalization
+// nodes and reports whether it found any. PyTorch writes it on every
+// BatchNorm it cannot fold (DenseNet's, for one); it only matters for
+// training, but onnx-gomlx refuses it.
+func dropBatchNormMomentum(pb *protos.ModelProto) bool {
+	found := false
+	for _, n := range pb.GetGraph().GetNode() {
+		if n.GetOpType() != "BatchNormalization" {
+			continue
+		}
+		kept := n.Attribute[:0]
+		for _, a := range n.Attribute {
+			if a.GetName() == "momentum" {
+				found = true
+				continue
+			}
+			kept = append(kept, a)
+		}
+		n.Attribute = kept
+	}
+	return found
 }
 
 func baseName(path string) string {

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use as independent references and real
-# parts: NumPy (reads what convlens writes), PyTorch and ONNX (regenerate the
-# reference fixtures), Chromium (renders pages and charts headless).
+# parts: NumPy (reads what convlens writes), OpenCV (resizing reference),
+# PyTorch, torchvision and ONNX (export reference models and regenerate the
+# reference fixtures), Chromium (renders pages and charts headless), and
+# echarts from npm for offline charts.
 # Installs only what is missing, so re-running it is cheap.
 set -euo pipefail
-pkgs=(python3-numpy python3-torch python3-onnx chromium fonts-dejavu-core)
+pkgs=(python3-numpy python3-opencv python3-torch python3-torchvision python3-onnx chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-sudo=""
-[ "$(id -u)" -ne 0 ] && sudo=sudo
-echo "installing Debian packages: ${missing[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+	sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo=sudo
+	echo "installing Debian packages: ${missing[*]}" >&2
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# A local echarts.min.js (npm package echarts, Apache-2.0) so chart pages draw offline.
+sh "$(dirname "$0")/../display/testdata/fetch_echarts.sh" >/dev/null

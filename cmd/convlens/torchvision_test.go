@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/convlens/convlens/gradcam"
+	"github.com/convlens/convlens/internal/npy"
+	"github.com/convlens/convlens/internal/testutil"
+	"github.com/convlens/convlens/models"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// torchvisionDir returns a directory of torchvision exports with PyTorch
+// Grad-CAM references (internal/testmodels/export_torchvision.py): the one in
+// $CONVLENS_TORCHVISION_DIR, or, in CI, a fresh export. The exports are
+// hundreds of MB (VGG-11 alone is 531 MB), so they are made, never committed.
+func torchvisionDir(t *testing.T) string {
+	if dir := os.Getenv("CONVLENS_TORCHVISION_DIR"); dir != "" {
+		if _, err := os.Stat(filepath.Join(dir, "resnet18.json")); err == nil {
+			return dir
+		}
+		exportTorchvision(t, dir)
+		return dir
+	}
+	if os.Getenv("CI") != "true" {
+		t.Skip("set CONVLENS_TORCHVISION_DIR (exported there on first use) to check the torchvision models; CI always does")
+	}
+	dir := t.TempDir()
+	exportTorchvision(t, dir)
+	return dir
+}
+
+func exportTorchvision(t *testing.T, dir string) {
+	t.Helper()
+	script := filepath.Join(testutil.Root(), "internal", "testmodels", "export_torchvision.py")
+	testutil.Python(t, fmt.Sprintf("import runpy, sys; sys.argv = [%q, '--out', %q]; runpy.run_path(%q, run_name='__main__')", script, dir, script))
+}
+
+// reference is the part of NAME.json the test reads.
+type reference struct {
+	Top1   []int `json:"top1"`
+	Layers map[string]struct {
+		ONNXOutput       string                `json:"onnx_output"`
+		ActivationShape  []int                 `json:"activation_shape"`
+		Raw              struct{ File string } `json:"raw"`
+		Normalised       struct{ File string } `json:"normalised"`
+		RawONNX64        struct{ File string } `json:"raw_onnx64"`
+		NormalisedONNX64 struct{ File string } `json:"normalised_onnx64"`
+	} `json:"layers"`
+}
+
+// The issue's acceptance check: on five torchvision architectures `convlens
+// layers` lists the layers and the maps match PyTorch's Grad-CAM, at the last
+// conv block and at an early layer.
+//
+// Two references: the ONNX graph evaluated in float64, the function convlens
+// computes, and the original PyTorch model. At the last block the issue's
+// tolerances hold against both (raw 1e-4 relative, normalised 1e-3).
+//
+// Early layers get 2e-2. The gradient reaching them crosses every ReLU of the
+// network, and a pre-activation within float32 rounding of zero switches its
+// unit on or off depending on the order of summation; that moves the spatial
+// mean of a gradient which largely cancels. The generator measured the spread
+// between float32 implementations of the same graph: 1.5e-2 on MobileNetV2's
+// early map between its own float32 and float64 runs, 3.4e-4 on ResNet-18's
+// between the PyTorch model and its ONNX export. convlens lands within that
+// spread (largest: 1.5e-2 on MobileNetV2, 3.9e-3 on VGG-11).
+func TestTorchvisionModelsMatchPyTorch(t *testing.T) {
+	dir := torchvisionDir(t)
+	b := testutil.Backend(t)
+	for _, name := range []string{"resnet18", "mobilenet_v2", "efficientnet_b0", "densenet121", "vgg11"} {
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join(dir, name+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ref reference
+			if err := json.Unmarshal(raw, &ref); err != nil {
+				t.Fatal(err)
+			}
+			modelPath := filepath.Join(dir, name+".onnx")
+			code, out, errOut := convlens(t, "layers", "--model", modelPath)
+			if code != 0 {
+				t.Fatalf("layers: exit %d: %s", code, errOut)
+			}
+			for key, l := range ref.Layers {
+				shape := append([]int{1}, l.ActivationShape[1:]...)
+				if line := fmt.Sprintf("%s\t", l.ONNXOutput); !strings.Contains(out, line) || !strings.Contains(out, fmt.Sprint(shape)) {
+					t.Errorf("layers lacks the %s layer %s %v", key, l.ONNXOutput, shape)
+				}
+			}
+
+			m, err := models.LoadONNX(modelPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := models.NewRunner(b, m)
+			defer r.Close()
+			data, shape := testutil.ReadNPY(t, filepath.Join(dir, name+".input.npy"))
+			x := tensors.FromFlatDataAndDimensions(data, shape...)
+			for _, key := range []string{"last", "early"} {
+				l := ref.Layers[key]
+				cam, err := gradcam.New(r, l.ONNXOutput).Done()
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := cam.Explain(x, gradcam.Top(1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Class(0, 0) != ref.Top1[0] {
+					t.Fatalf("%s: top-1 class %d, PyTorch's %d", key, res.Class(0, 0), ref.Top1[0])
+				}
+				rawTol, normTol := 1e-4, 1e-3
+				if key == "early" {
+					rawTol, normTol = 2e-2, 2e-2
+				}
+				for _, c := range []struct {
+					what     string
+					got      []float32
+					want     []float32
+					tol      float64
+					relative bool
+				}{
+					{"raw vs ONNX float64", res.Raw[0].Values, read(t, dir, l.RawONNX64.File), rawTol, true},
+					{"normalised vs ONNX float64", res.Normalized, read(t, dir, l.NormalisedONNX64.File), normTol, false},
+					{"normalised vs PyTorch", res.Normalized, read(t, dir, l.Normalised.File), normTol, false},
+				} {
+					e := testutil.MaxAbsDiff(c.got, c.want)
+					if c.relative {
+						e = testutil.RelErr(c.got, c.want)
+					}
+					t.Logf("%s %s: error %.2g (tolerance %.0g)", key, c.what, e, c.tol)
+					if e > c.tol {
+						t.Errorf("%s %s: error %.3g > %.0g", key, c.what, e, c.tol)
+					}
+				}
+			}
+
+			// And through the command line, on the last block.
+			outNPY := filepath.Join(t.TempDir(), "cam.npy")
+			last := ref.Layers["last"]
+			if code, _, errOut := convlens(t, "cam", "--model", modelPath, "--input", filepath.Join(dir, name+".input.npy"), "--layer", last.ONNXOutput, "--out-npy", outNPY); code != 0 {
+				t.Fatalf("cam: exit %d: %s", code, errOut)
+			}
+			got, _, err := npy.ReadFloat32(outNPY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := testutil.MaxAbsDiff(got, read(t, dir, last.Normalised.File)); e > 1e-3 {
+				t.Errorf("convlens cam --out-npy differs from PyTorch by %.3g", e)
+			}
+		})
+	}
+}
+
+// read reads a reference array of the export in dir.
+func read(t *testing.T, dir, file string) []float32 {
+	t.Helper()
+	v, _ := testutil.ReadNPY(t, filepath.Join(dir, file))
+	return v
+}

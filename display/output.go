@@ -1,0 +1,153 @@
+package display
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/janpfeifer/gonb/gonbui"
+)
+
+// DisplayDirEnv names the environment variable that gives Show, ShowHTML and
+// Chart.Show a directory to write to when the program is not running in a
+// GoNB notebook.
+const DisplayDirEnv = "CONVLENS_DISPLAY_DIR"
+
+// ErrNotNotebook is returned by Show, ShowHTML and Chart.Show when the
+// program is not running inside a GoNB notebook and DisplayDirEnv is unset,
+// so there is nowhere to show anything. Test for it with errors.Is; a
+// command-line program would save with SavePNG or SaveHTML instead.
+var ErrNotNotebook = errors.New("display: not running in a GoNB notebook (set " + DisplayDirEnv + " to write files instead)")
+
+// Hooks for tests.
+var (
+	isNotebook = func() bool { return gonbui.IsNotebook }
+	sendPNG    = func(b []byte) error { gonbui.DisplayPng(b); return gonbui.Error() }
+	sendHTML   = func(s string) error { gonbui.DisplayHTML(s); return gonbui.Error() }
+)
+
+// SavePNG writes img to path as a PNG file, atomically: the picture is first
+// written to a temporary file in the same directory, which is renamed to
+// path only once complete, so an error leaves no partial file, and an
+// existing file at path is replaced only by a whole picture.
+func SavePNG(path string, img image.Image) error {
+	if img == nil {
+		return errNilImage
+	}
+	return writeFileAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
+}
+
+// SaveHTML writes the HTML text s to path, atomically like SavePNG. Use it
+// with Chart.HTML for a page that opens in any browser.
+func SaveHTML(path, s string) error {
+	return writeFileAtomic(path, func(w io.Writer) error {
+		_, err := io.WriteString(w, s)
+		return err
+	})
+}
+
+// writeFileAtomic creates path with the content that write produces, through
+// a temporary file in the same directory and a rename.
+func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+	dir, name := filepath.Split(path)
+	if name == "" {
+		return fmt.Errorf("display: invalid file name %q", path)
+	}
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("display: saving %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err = write(f); err != nil {
+		return fmt.Errorf("display: saving %s: %w", path, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("display: saving %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("display: saving %s: %w", path, err)
+	}
+	// CreateTemp makes the file private (0600); give it the usual mode.
+	if err = os.Chmod(tmp, 0o644); err != nil {
+		return fmt.Errorf("display: saving %s: %w", path, err)
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("display: saving %s: %w", path, err)
+	}
+	return nil
+}
+
+// Show displays img in the output of the running GoNB notebook cell.
+//
+// Outside a notebook, if the environment variable CONVLENS_DISPLAY_DIR
+// (DisplayDirEnv) names a directory, Show writes img there as a new PNG
+// file named show-*.png and returns nil; otherwise it returns
+// ErrNotNotebook and does nothing.
+func Show(img image.Image) error {
+	if img == nil {
+		return errNilImage
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return fmt.Errorf("display: encoding PNG: %w", err)
+	}
+	if isNotebook() {
+		return sendPNG(buf.Bytes())
+	}
+	return writeShowFile(".png", buf.Bytes())
+}
+
+// ShowHTML displays the HTML fragment s in the output of the running GoNB
+// notebook cell. Notebooks exported to HTML load RequireJS, which captures
+// UMD scripts such as echarts; for charts use Chart.Show, which isolates the
+// chart in an iframe.
+//
+// Outside a notebook it behaves like Show: it writes s to a new show-*.html
+// file in CONVLENS_DISPLAY_DIR if that is set, and otherwise returns
+// ErrNotNotebook.
+func ShowHTML(s string) error {
+	if isNotebook() {
+		return sendHTML(s)
+	}
+	return writeShowFile(".html", []byte(s))
+}
+
+// writeShowFile writes data to a new file in the fallback directory.
+func writeShowFile(ext string, data []byte) error {
+	dir := os.Getenv(DisplayDirEnv)
+	if dir == "" {
+		return ErrNotNotebook
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("display: %s: %w", DisplayDirEnv, err)
+	}
+	// Reserve a unique name, then fill it atomically under that name.
+	f, err := os.CreateTemp(dir, "show-*"+ext)
+	if err != nil {
+		return fmt.Errorf("display: %s: %w", DisplayDirEnv, err)
+	}
+	path := f.Name()
+	f.Close()
+	if err := writeFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
