@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,4 +165,76 @@ func read(t *testing.T, dir, file string) []float32 {
 	t.Helper()
 	v, _ := testutil.ReadNPY(t, filepath.Join(dir, file))
 	return v
+}
+
+// On VGG-11, `convlens features --layers all` writes a stats.json whose blank
+// fractions and means equal those of the torchvision model itself, run in
+// PyTorch with the export's weights: the textbook measurement of sparsity
+// growing with depth, checked independently.
+func TestTorchvisionVGG11Features(t *testing.T) {
+	dir := torchvisionDir(t)
+	out := filepath.Join(t.TempDir(), "features")
+	input := filepath.Join(dir, "vgg11.input.npy")
+	if code, _, errOut := convlens(t, "features", "--model", filepath.Join(dir, "vgg11.onnx"), "--input", input, "--layers", "all", "--out", out); code != 0 {
+		t.Fatalf("features: exit %d: %s", code, errOut)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "stats.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats []layerStats
+	if err := json.Unmarshal(raw, &stats); err != nil {
+		t.Fatal(err)
+	}
+	ref := testutil.Python(t, fmt.Sprintf(`
+import json, numpy as np, onnx, torch, torchvision
+from onnx import numpy_helper
+m = torchvision.models.vgg11().eval()
+g = onnx.load(%q).graph
+weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in g.initializer}
+# The export shares equal initialisers through Identity nodes.
+weights.update({n.output[0]: weights[n.input[0]] for n in g.node if n.op_type == "Identity" and n.input[0] in weights})
+m.features.load_state_dict({k[len("features."):]: v for k, v in weights.items() if k.startswith("features.")})
+h, out = torch.from_numpy(np.load(%q)), {}
+ops = {torch.nn.Conv2d: "Conv", torch.nn.ReLU: "Relu", torch.nn.MaxPool2d: "MaxPool"}
+with torch.no_grad():
+    for i, layer in enumerate(m.features):
+        h = layer(h)
+        a = h[0].reshape(h.shape[1], -1)
+        out["/features/features.%%d/%%s_output_0" %% (i, ops[type(layer)])] = [float((a.max(1).values <= 0).float().mean()), float(a.mean())]
+print(json.dumps(out))`, filepath.Join(dir, "vgg11.onnx"), input))
+	var want map[string][2]float64
+	if err := json.Unmarshal([]byte(ref), &want); err != nil {
+		t.Fatalf("reference: %v: %s", err, ref)
+	}
+	checked := 0
+	for _, s := range stats {
+		w, ok := want[s.Layer]
+		if !ok {
+			continue
+		}
+		checked++
+		// A channel whose maximum is within float32 rounding of zero may
+		// count either way: allow one channel.
+		if d := math.Abs(s.BlankFraction - w[0]); d > 1.0/float64(s.Channels)+1e-9 {
+			t.Errorf("%s: blank fraction %.4f, PyTorch %.4f", s.Layer, s.BlankFraction, w[0])
+		}
+		if d := math.Abs(s.Mean - w[1]); d > 1e-4*math.Max(math.Abs(w[1]), 1e-3) {
+			t.Errorf("%s: mean %.6g, PyTorch %.6g", s.Layer, s.Mean, w[1])
+		}
+	}
+	if checked != len(want) {
+		t.Errorf("stats.json covers %d of PyTorch's %d feature layers", checked, len(want))
+	}
+	t.Logf("blank fraction by depth: %v", blankCurve(stats))
+}
+
+func blankCurve(stats []layerStats) []string {
+	var curve []string
+	for _, s := range stats {
+		if strings.HasSuffix(s.Layer, "Relu_output_0") {
+			curve = append(curve, fmt.Sprintf("%.3f", s.BlankFraction))
+		}
+	}
+	return curve
 }
