@@ -1,6 +1,7 @@
 // Command convlens looks inside convolutional neural networks from the shell.
 //
 //	convlens layers --model M.onnx
+//	convlens train mnist [--out DIR]
 //	convlens features --model M (--image IMG | --input X.npy) --layers A,B|all --out DIR [--top K]
 //	convlens cam --model M.onnx (--image IMG | --input X.npy) --layer NAME[,NAME...]
 //	             [--method gradcam] [--class N | --top K] [--raw]
@@ -32,6 +33,7 @@ type command struct {
 var commands = []command{
 	{"layers", "list a model's layers: name, op type, output shape", runLayers},
 	{"cam", "compute class activation maps (Grad-CAM) for images", runCAM},
+	{"train", "retrain a built-in model from its seed and rewrite its weights", runTrain},
 	{"features", "feature maps of layers: filter-grid PNGs and stats.json", runFeatures},
 }
 

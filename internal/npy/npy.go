@@ -3,8 +3,10 @@
 package npy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,33 +15,54 @@ import (
 	"github.com/sbinet/npyio"
 )
 
-// ReadFloat32 reads a C-ordered float32 array and its shape.
+// ReadFloat32 reads a C-ordered float32 array and its shape from a file.
 func ReadFloat32(path string) (data []float32, shape []int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	r, err := npyio.NewReader(f)
+	data, shape, err = Decode(f)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s is not a readable .npy file: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	d := r.Header.Descr
+	return data, shape, nil
+}
+
+// Decode reads a C-ordered float32 .npy array and its shape.
+func Decode(r io.Reader) (data []float32, shape []int, err error) {
+	// npyio panics on some malformed headers (a missing 'shape' key, say).
+	defer func() {
+		if p := recover(); p != nil {
+			data, shape, err = nil, nil, fmt.Errorf("not a readable .npy array: malformed header (%v)", p)
+		}
+	}()
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	br := bytes.NewReader(raw)
+	nr, err := npyio.NewReader(br)
+	if err != nil {
+		return nil, nil, fmt.Errorf("not a readable .npy array: %w", err)
+	}
+	d := nr.Header.Descr
 	if d.Type != "<f4" {
-		return nil, nil, fmt.Errorf("%s holds dtype %s; convlens takes float32 (<f4): convert with x.astype(numpy.float32)", path, d.Type)
+		return nil, nil, fmt.Errorf("dtype is %s; convlens takes float32 (<f4): convert with x.astype(numpy.float32)", d.Type)
 	}
 	if d.Fortran {
-		return nil, nil, fmt.Errorf("%s is Fortran-ordered; save a C-ordered array (numpy.ascontiguousarray)", path)
-	}
-	if err := r.Read(&data); err != nil {
-		return nil, nil, fmt.Errorf("reading %s: %w", path, err)
+		return nil, nil, errors.New("array is Fortran-ordered; save a C-ordered one (numpy.ascontiguousarray)")
 	}
 	n := 1
 	for _, s := range d.Shape {
 		n *= s
 	}
-	if len(data) != n {
-		return nil, nil, fmt.Errorf("%s is truncated: shape %v needs %d values, it has %d", path, d.Shape, n, len(data))
+	// npyio does not notice a short or long body, so check its size here.
+	if br.Len() != 4*n {
+		return nil, nil, fmt.Errorf("the .npy array's shape %v needs %d bytes of data, the file has %d", d.Shape, 4*n, br.Len())
+	}
+	if err := nr.Read(&data); err != nil {
+		return nil, nil, fmt.Errorf("reading .npy data: %w", err)
 	}
 	return data, d.Shape, nil
 }
@@ -48,27 +71,12 @@ func ReadFloat32(path string) (data []float32, shape []int, err error) {
 // It writes a temporary file beside path and renames it, so a failure leaves
 // no half-written file.
 func WriteFloat32(path string, data []float32, shape ...int) error {
-	n := 1
-	t := reflect.TypeFor[float32]()
-	for i := len(shape) - 1; i >= 0; i-- {
-		n *= shape[i]
-		t = reflect.ArrayOf(shape[i], t)
-	}
-	if n != len(data) {
-		return fmt.Errorf("writing %s: shape %v needs %d values, got %d", path, shape, n, len(data))
-	}
-	// A Go array of arrays is contiguous, so the flat data fills it directly;
-	// npyio then writes it with its shape.
-	arr := reflect.New(t)
-	if n > 0 {
-		copy(unsafe.Slice((*float32)(arr.UnsafePointer()), n), data)
-	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".convlens-*.npy")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	err = npyio.Write(tmp, arr.Interface())
-	err = errors.Join(err, tmp.Close())
+	err = Encode(tmp, data, shape...)
+	err = errors.Join(err, tmp.Close(), os.Chmod(tmp.Name(), 0o644)) // CreateTemp makes it 0600.
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
 	}
@@ -77,4 +85,24 @@ func WriteFloat32(path string, data []float32, shape ...int) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// Encode writes data as a C-ordered float32 .npy array of the given shape.
+func Encode(w io.Writer, data []float32, shape ...int) error {
+	n := 1
+	t := reflect.TypeFor[float32]()
+	for i := len(shape) - 1; i >= 0; i-- {
+		n *= shape[i]
+		t = reflect.ArrayOf(shape[i], t)
+	}
+	if n != len(data) {
+		return fmt.Errorf("shape %v needs %d values, got %d", shape, n, len(data))
+	}
+	// A Go array of arrays is contiguous, so the flat data fills it directly;
+	// npyio then writes it with its shape.
+	arr := reflect.New(t)
+	if n > 0 {
+		copy(unsafe.Slice((*float32)(arr.UnsafePointer()), n), data)
+	}
+	return npyio.Write(w, arr.Interface())
 }

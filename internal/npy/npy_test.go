@@ -1,6 +1,7 @@
 package npy_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,5 +53,17 @@ func TestWriteFailureLeavesNothing(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("left files behind: %v", entries)
+	}
+}
+
+// A garbled header is an error, not a crash (npyio panics on some).
+func TestDecodeGarbledHeader(t *testing.T) {
+	var buf bytes.Buffer
+	if err := npy.Encode(&buf, []float32{1, 2}, 2); err != nil {
+		t.Fatal(err)
+	}
+	garbled := bytes.Replace(buf.Bytes(), []byte("'shape'"), []byte("'shope'"), 1)
+	if _, _, err := npy.Decode(bytes.NewReader(garbled)); err == nil || !strings.Contains(err.Error(), "not a readable .npy array") {
+		t.Errorf("garbled header: err = %v", err)
 	}
 }
