@@ -28,6 +28,23 @@
 // layers, the mean of these resized maps, ReLU, and min-max again. For one
 // layer the second min-max still runs, as pytorch-grad-cam's does.
 //
+// # Methods
+//
+// [Methods] lists every method by its command-line name; [MethodByName]
+// looks one up. Each one's formula is in its doc comment:
+//
+//   - the CAM family, one forward and one backward pass: [GradCAM],
+//     [HiResCAM], [GradCAMElementwise], [GradCAMPlusPlus], [XGradCAM],
+//     [LayerCAM], [EigenCAM], [EigenGradCAM];
+//   - [Perturbation] methods, one extra forward pass per channel and image,
+//     batched: [ScoreCAM], [AblationCAM];
+//   - input attributions, gradients with respect to the input: [Saliency],
+//     [SmoothGrad], [IntegratedGradients], [GuidedBackprop], and
+//     [GuidedGradCAM], which also needs layers.
+//
+// [Config.ReLU] and [Config.Normalize] switch the ReLU and the rescaling
+// below off for any method, for raw signed maps.
+//
 // # Targets
 //
 // [Top] explains the K best classes in one pass (K gradients, one forward
@@ -49,17 +66,31 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 )
 
+// Defaults of the options of [Config].
+const (
+	// DefaultBatchSize is how many perturbed copies of each image a
+	// perturbation method ([ScoreCAM], [AblationCAM]) runs per call of the model.
+	DefaultBatchSize = 32
+	// DefaultMaxPasses bounds the forward passes (one image each) a
+	// perturbation method may run for one batch; see [Config.MaxPasses].
+	DefaultMaxPasses = 20000
+)
+
 // Config builds a [CAM]; create it with [New].
 type Config struct {
-	runner *models.Runner
-	layers []string
-	method Method
+	runner               *models.Runner
+	layers               []string
+	method               Method
+	relu, normalize      bool
+	batchSize, maxPasses int
+	progress             func(Progress)
 }
 
 // New starts configuring a CAM over the given layers of the runner's model.
 // With several layers the maps are averaged (see the package doc).
 func New(r *models.Runner, layers ...string) *Config {
-	return &Config{runner: r, layers: layers, method: GradCAM}
+	return &Config{runner: r, layers: layers, method: GradCAM, relu: true, normalize: true,
+		batchSize: DefaultBatchSize, maxPasses: DefaultMaxPasses}
 }
 
 // Method sets how the map is computed from activations and gradients (default [GradCAM]).
@@ -68,17 +99,81 @@ func (c *Config) Method(m Method) *Config {
 	return c
 }
 
+// ReLU sets whether the ReLU of the normalisation runs (default true). With
+// ReLU off the maps keep their sign: negative evidence stays negative, and
+// normalisation divides by the largest magnitude instead of min-max scaling,
+// so [Result.Normalized] lies in [−1, 1] with 0 meaning "no evidence".
+func (c *Config) ReLU(on bool) *Config {
+	c.relu = on
+	return c
+}
+
+// Normalize sets whether maps are rescaled (default true). Without it
+// [Result.Normalized] holds the maps resized to the input size (and averaged
+// over layers) at their raw scale, after the ReLU unless [Config.ReLU] is off.
+func (c *Config) Normalize(on bool) *Config {
+	c.normalize = on
+	return c
+}
+
+// BatchSize sets how many perturbed copies of each image a perturbation
+// method runs per call of the model (default [DefaultBatchSize]).
+func (c *Config) BatchSize(n int) *Config {
+	c.batchSize = n
+	return c
+}
+
+// MaxPasses bounds the cost of a perturbation method: [CAM.Explain] fails,
+// before running anything, when a batch would need more than n forward
+// passes of one image (default [DefaultMaxPasses]; 0 or less: no bound).
+func (c *Config) MaxPasses(n int) *Config {
+	c.maxPasses = n
+	return c
+}
+
+// Progress sets a function that perturbation methods call after each call of
+// the model, for progress bars. It is called from the goroutine that runs Explain.
+func (c *Config) Progress(fn func(Progress)) *Config {
+	c.progress = fn
+	return c
+}
+
+// Progress reports how far a perturbation method has got.
+type Progress struct {
+	// Method and Layer being computed.
+	Method, Layer string
+	// Done and Total count forward passes of one image, over all layers.
+	Done, Total int
+}
+
 // Done validates the layers and returns the CAM.
 func (c *Config) Done() (*CAM, error) {
 	m := c.runner.Model()
+	if c.method == nil {
+		return nil, fmt.Errorf("no method given; known methods: %s", strings.Join(MethodNames(), ", "))
+	}
+	if c.batchSize < 1 {
+		return nil, fmt.Errorf("batch size %d: it must be at least 1", c.batchSize)
+	}
+	im, isInput := c.method.(inputMethod)
+	cam := &CAM{runner: c.runner, method: c.method, relu: c.relu, normalize: c.normalize,
+		batchSize: c.batchSize, maxPasses: c.maxPasses, progress: c.progress}
+	if isInput && !im.needsLayers() {
+		// Input attributions ignore layers: the map is at the input.
+		return cam, nil
+	}
 	if len(c.layers) == 0 {
 		return nil, fmt.Errorf("no layer given: name at least one convolutional layer of %s (list them with `convlens layers`)", m.Name())
 	}
-	cam := &CAM{runner: c.runner, method: c.method, layers: c.layers}
+	cam.layers = c.layers
 	for _, name := range c.layers {
 		l, err := models.SpatialLayer(m, name)
 		if err != nil {
 			return nil, err
+		}
+		if !l.Shape.DType.IsFloat() {
+			return nil, fmt.Errorf("layer %q of model %s is %s, which cannot be differentiated or weighted: %s needs a floating-point activation",
+				name, m.Name(), l.Shape.DType, c.method.Name())
 		}
 		cam.shapes = append(cam.shapes, l)
 	}
@@ -88,17 +183,40 @@ func (c *Config) Done() (*CAM, error) {
 // CAM computes class activation maps for one model, set of layers and method.
 // It is safe for concurrent use.
 type CAM struct {
-	runner *models.Runner
-	method Method
-	layers []string
-	shapes []models.Layer
+	runner               *models.Runner
+	method               Method
+	layers               []string
+	shapes               []models.Layer
+	relu, normalize      bool
+	batchSize, maxPasses int
+	progress             func(Progress)
 }
 
-// Layers returns the layers the maps are computed at.
+// Layers returns the layers the maps are computed at (none for input attributions).
 func (c *CAM) Layers() []string { return c.layers }
 
 // Method returns the method in use.
 func (c *CAM) Method() Method { return c.method }
+
+// Passes returns how many forward passes of one image explaining a batch of
+// n images costs beyond the first: the perturbed copies of a [Perturbation]
+// method (n × the channels of every layer), the points of an input method
+// (n × its samples), 0 for the gradient methods.
+func (c *CAM) Passes(n int) int {
+	switch m := c.method.(type) {
+	case Perturbation:
+		total := 0
+		for _, l := range c.shapes {
+			total += n * l.Shape.Dimensions[c.runner.Model().Input().Layout.ChannelAxis()]
+		}
+		return total
+	case inputMethod:
+		if s := m.samples(); s > 1 || m.noiseSigma() > 0 {
+			return n * s
+		}
+	}
+	return 0
+}
 
 // ExplainImages preprocesses images for the model and explains them.
 func (c *CAM) ExplainImages(t Target, images ...image.Image) (*Result, error) {
@@ -120,20 +238,37 @@ func (c *CAM) Explain(x *tensors.Tensor, t Target) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := fmt.Sprintf("gradcam\x00%s\x00%s\x00%s", c.method.Name(), strings.Join(c.layers, "\x00"), t.key())
-	e, err := c.runner.Exec(key, c.graph(t))
-	if err != nil {
-		return nil, err
+	if p, ok := c.method.(Perturbation); ok {
+		return c.explainPerturbation(p, x, t, classes)
 	}
 	args := []any{x}
 	if classes != nil {
 		args = append(args, classes)
+	}
+	if im, ok := c.method.(inputMethod); ok && im.noiseSigma() > 0 {
+		dims := append([]int{im.samples()}, x.Shape().Dimensions...)
+		size := 1
+		for _, d := range dims {
+			size *= d
+		}
+		args = append(args, tensors.FromFlatDataAndDimensions(NormalNoise(im.noiseSeed(), size), dims...))
+	}
+	e, err := c.runner.Exec(c.key("gradcam", t), c.graph(t))
+	if err != nil {
+		return nil, err
 	}
 	outs, err := e.Exec(args...)
 	if err != nil {
 		return nil, fmt.Errorf("computing %s on %s: %w", c.method.Name(), m.Name(), err)
 	}
 	return c.result(outs)
+}
+
+// key identifies a graph of this CAM for the runner's cache.
+func (c *CAM) key(kind string, t Target, extra ...string) string {
+	parts := append([]string{kind, c.method.Name(), fmt.Sprintf("%v", c.method),
+		fmt.Sprintf("relu=%v,norm=%v", c.relu, c.normalize), t.key()}, extra...)
+	return strings.Join(append(parts, c.layers...), "\x00")
 }
 
 // numClasses is the logits' width, from the model's last layer when it is the output.
@@ -149,42 +284,109 @@ func (c *CAM) numClasses() int {
 	return s.Dimensions[1]
 }
 
-// graph returns the graph function: inputs are x and, for class targets, the
-// class indices [N,K]; outputs are logits, classes, scores, the normalised
-// maps [N,K,H,W], then each layer's raw map [N,K,h,w].
+// graph returns the graph function: inputs are x, for class targets the
+// class indices [N,K], and for noisy input methods the noise; outputs are
+// logits, classes, scores, the normalised maps [N,K,H,W], then each layer's
+// raw map [N,K,h,w] (one map at input size for input methods).
 func (c *CAM) graph(t Target) func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
-	in := c.runner.Model().Input()
 	return func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
-		x := inputs[0]
+		x, rest := inputs[0], inputs[1:]
+		var given, noise *graph.Node
+		if t.needsClasses() {
+			given, rest = rest[0], rest[1:]
+		}
+		if len(rest) > 0 {
+			noise = rest[0]
+		}
 		logits, acts := c.runner.Model().Forward(scope, x, c.layers)
-		if logits.Rank() != 2 {
-			panic(fmt.Errorf("the model's output has shape %v; Grad-CAM needs logits shaped [batch, classes]", logits.Shape().Dimensions))
-		}
-		var given *graph.Node
-		if len(inputs) > 1 {
-			given = inputs[1]
-		}
+		checkLogits(logits)
 		classes, scores := t.scores(logits, given)
-		k := scores.Shape().Dimensions[1]
+		var raws []*graph.Node
+		if im, ok := c.method.(inputMethod); ok {
+			raws = []*graph.Node{c.inputMaps(scope, im, x, noise, logits, acts, classes, scores, t)}
+		} else {
+			raws = c.layerMaps(c.method, logits, acts, scores)
+		}
+		return append([]*graph.Node{logits, classes, scores, c.finish(raws)}, raws...)
+	}
+}
 
-		raws := make([]*graph.Node, len(acts))
-		perTarget := make([][]*graph.Node, len(acts))
-		for ti := range k {
-			score := graph.ReduceAllSum(graph.SliceAxis(scores, 1, graph.AxisElem(ti)))
-			grads := graph.Gradient(score, acts...)
-			for li, a := range acts {
-				a, g := channelsFirst(a, in.Layout), channelsFirst(grads[li], in.Layout)
-				perTarget[li] = append(perTarget[li], c.method.Map(a, g))
+func checkLogits(logits *graph.Node) {
+	if logits.Rank() != 2 {
+		panic(fmt.Errorf("the model's output has shape %v; Grad-CAM needs logits shaped [batch, classes]", logits.Shape().Dimensions))
+	}
+}
+
+// layerMaps builds each layer's raw maps [N,K,h,w] with a gradient method.
+func (c *CAM) layerMaps(m Method, logits *graph.Node, acts []*graph.Node, scores *graph.Node) []*graph.Node {
+	layout := c.runner.Model().Input().Layout
+	gradFree := false
+	if p, ok := m.(Projection); ok && p.GradientFree {
+		gradFree = true
+	}
+	if !gradFree {
+		for li, a := range acts {
+			if !dependsOn(logits, a) {
+				panic(fmt.Errorf("the logits do not depend on layer %q (it is not on the path from the input to the output), so its gradient is zero and %s cannot use it; pick a layer the output is computed from",
+					c.layers[li], m.Name()))
 			}
 		}
-		var resized []*graph.Node
-		for li := range acts {
-			raws[li] = graph.Stack(perTarget[li], 1) // [N,K,h,w]
-			resized = append(resized, resize(minMax(activation.Relu(raws[li])), in.Height, in.Width))
-		}
-		norm := minMax(activation.Relu(graph.ReduceMean(graph.Stack(resized, 0), 0)))
-		return append([]*graph.Node{logits, classes, scores, norm}, raws...)
 	}
+	k := scores.Shape().Dimensions[1]
+	perTarget := make([][]*graph.Node, len(acts))
+	for ti := range k {
+		var grads []*graph.Node
+		if !gradFree {
+			score := graph.ReduceAllSum(graph.SliceAxis(scores, 1, graph.AxisElem(ti)))
+			grads = graph.Gradient(score, acts...)
+		}
+		for li, a := range acts {
+			var g *graph.Node
+			if grads != nil {
+				g = channelsFirst(grads[li], layout)
+			}
+			perTarget[li] = append(perTarget[li], m.Map(channelsFirst(a, layout), g))
+		}
+	}
+	raws := make([]*graph.Node, len(acts))
+	for li := range acts {
+		raws[li] = graph.Stack(perTarget[li], 1) // [N,K,h,w]
+	}
+	return raws
+}
+
+// finish turns raw maps, one [N,K,h,w] per layer, into the maps [N,K,H,W] at
+// input size: per layer ReLU, scaling and resizing, then the mean over
+// layers, ReLU and scaling again (see the package doc and [Config.ReLU],
+// [Config.Normalize]).
+func (c *CAM) finish(raws []*graph.Node) *graph.Node {
+	in := c.runner.Model().Input()
+	var resized []*graph.Node
+	for _, r := range raws {
+		resized = append(resized, resize(c.scale(r), in.Height, in.Width))
+	}
+	return c.scale(graph.ReduceMean(graph.Stack(resized, 0), 0))
+}
+
+// scale applies the ReLU and normalisation options to maps [N,K,h,w].
+func (c *CAM) scale(x *graph.Node) *graph.Node {
+	if c.relu {
+		x = activation.Relu(x)
+	}
+	switch {
+	case !c.normalize:
+		return x
+	case c.relu:
+		return minMax(x)
+	default:
+		return maxAbs(x)
+	}
+}
+
+// maxAbs rescales each map of x [N,K,h,w] to [−1,1]: x / (max|x| + 1e-7), keeping zero and signs.
+func maxAbs(x *graph.Node) *graph.Node {
+	hi := graph.ReduceAndKeep(graph.Abs(x), graph.ReduceMax, 2, 3)
+	return graph.Div(x, graph.AddScalar(hi, 1e-7))
 }
 
 // channelsFirst transposes a rank-4 NHWC activation to NCHW.

@@ -5,15 +5,17 @@ import "github.com/convlens/convlens/display"
 // Result holds the maps of one batch. Per-image, per-target values are laid
 // out image-major: index n*K + k.
 type Result struct {
-	// Layers the maps were computed at.
+	// Layers the maps were computed at (none for input attributions).
 	Layers []string
 	// N images, K targets per image (K > 1 for Top(K) or a multi-score target).
 	N, K int
 	// Height and Width of the normalised maps: the model's input size.
 	Height, Width int
-	// Normalized maps, [N,K,Height,Width], in [0,1] (see the package doc).
+	// Normalized maps, [N,K,Height,Width], in [0,1] (see the package doc);
+	// in [−1,1] with Config.ReLU(false), at raw scale with Config.Normalize(false).
 	Normalized []float32
-	// Raw signed maps at each layer's resolution, one entry per layer.
+	// Raw signed maps at each layer's resolution, one entry per layer; for
+	// input attributions one entry at the input's resolution.
 	Raw []LayerMaps
 	// Classes explained, [N,K]; −1 for Score targets.
 	Classes []int

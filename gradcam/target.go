@@ -87,6 +87,20 @@ func (t Target) classInput(n, numClasses int) (*tensors.Tensor, error) {
 	}
 }
 
+// needsClasses reports whether the graph takes class indices as an input.
+func (t Target) needsClasses() bool { return t.fn == nil && t.classes != nil }
+
+// rescore returns the target's scores [M,K] on other logits [M,classes]
+// (perturbed or repeated inputs), for the classes [M,K] already chosen.
+func (t Target) rescore(logits, classes *graph.Node) *graph.Node {
+	if t.fn != nil {
+		_, s := t.scores(logits, nil)
+		return s
+	}
+	_, s := t.scores(logits, classes)
+	return s
+}
+
 // scores builds the target's class indices [N,K] (int32; −1 for Score
 // targets) and scores [N,K]. The class choice carries no gradient.
 func (t Target) scores(logits, given *graph.Node) (classes, scores *graph.Node) {

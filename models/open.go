@@ -16,13 +16,18 @@ func registerEmbedded(name string, load func() (Model, error)) { embedded[name] 
 // EmbeddedNames lists the built-in models [Open] knows by name.
 func EmbeddedNames() []string { return slices.Sorted(maps.Keys(embedded)) }
 
-// Open returns the built-in model called name, or loads name as an ONNX file.
+// Open returns the built-in model called name, the pretrained model of that
+// name (downloaded on first use, see [Pretrained]), or loads name as an ONNX file.
 func Open(name string) (Model, error) {
 	if load, ok := embedded[name]; ok {
 		return load()
 	}
+	if _, ok := pretrained[name]; ok {
+		return Pretrained(name)
+	}
 	if !strings.HasSuffix(strings.ToLower(name), ".onnx") && !strings.ContainsAny(name, `/\`) {
-		return nil, fmt.Errorf("no built-in model %q and not an .onnx path; built-in models: %s", name, strings.Join(EmbeddedNames(), ", "))
+		return nil, fmt.Errorf("no model %q and not an .onnx path; built-in models: %s; downloadable: %s",
+			name, strings.Join(EmbeddedNames(), ", "), strings.Join(PretrainedNames(), ", "))
 	}
 	return LoadONNX(name)
 }

@@ -45,7 +45,7 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas for a batch")
 	fs.StringVar(&f.input, "input", "", "preprocessed float32 batch in a .npy file, in the model's layout (e.g. [N,C,H,W]), fed as is")
 	fs.Var(&f.layers, "layer", "layer name(s), comma-separated; several layers are averaged (see `convlens layers`)")
-	fs.StringVar(&f.method, "method", "gradcam", "method: "+strings.Join(methodNames(), ", "))
+	fs.StringVar(&f.method, "method", "gradcam", "method: "+strings.Join(methodNames(), ", ")+`, or "all" for one panel comparing every method (needs --out-png)`)
 	fs.Var(&f.classes, "class", "class index to explain: one for all images, or one per image (comma-separated)")
 	fs.IntVar(&f.top, "top", 0, "explain each image's K best classes, best first")
 	fs.BoolVar(&f.raw, "raw", false, "with --out-npy: write the ReLU'd maps at layer resolution, before normalisation and resizing")
@@ -70,11 +70,14 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cam, err := gradcam.New(models.NewRunner(b, m), f.layers...).Method(gradcam.Methods[f.method]).Done()
+	if f.method == "all" {
+		return compareAll(models.NewRunner(b, m), f, x, pictures, target, stdout, stderr)
+	}
+	cam, err := newCAM(models.NewRunner(b, m), f.layers, gradcam.Methods[f.method], stderr)
 	if err != nil {
 		return err
 	}
-	res, err := cam.Explain(x, target)
+	res, err := explainCLI(cam, x, target, stderr)
 	if err != nil {
 		return err
 	}
@@ -107,8 +110,12 @@ func (f *camFlags) check() (gradcam.Target, error) {
 		return gradcam.Target{}, usageError{errors.New("give --image or --input, not both")}
 	case len(f.layers) == 0:
 		return gradcam.Target{}, usageError{errors.New("--layer is required (list layers with `convlens layers --model M`)")}
-	case gradcam.Methods[f.method] == nil:
-		return gradcam.Target{}, usageError{fmt.Errorf("unknown --method %q; available: %s", f.method, strings.Join(methodNames(), ", "))}
+	case f.method == "all" && f.outPNG == "":
+		return gradcam.Target{}, usageError{errors.New("--method all draws one comparison panel: give --out-png")}
+	case f.method == "all" && f.outNPY != "":
+		return gradcam.Target{}, usageError{errors.New("--method all writes only the --out-png panel; run one method at a time for --out-npy")}
+	case f.method != "all" && gradcam.Methods[f.method] == nil:
+		return gradcam.Target{}, usageError{fmt.Errorf("unknown --method %q; available: %s, or all", f.method, strings.Join(methodNames(), ", "))}
 	case len(f.classes) > 0 && f.top > 0:
 		return gradcam.Target{}, usageError{errors.New("give --class or --top, not both")}
 	case f.top < 0:
@@ -222,4 +229,39 @@ func printPredictions(w io.Writer, res *gradcam.Result, labels []string) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// compareAll runs every method on the batch and draws one panel: for each
+// image, one row per method (the image, the map, the overlay), captioned
+// with the method and the class explained (the first target).
+func compareAll(r *models.Runner, f camFlags, x *tensors.Tensor, pictures []image.Image, target gradcam.Target, stdout, stderr io.Writer) error {
+	names := methodNames()
+	results := make([]*gradcam.Result, len(names))
+	for i, name := range names {
+		cam, err := newCAM(r, f.layers, gradcam.Methods[name], stderr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if results[i], err = explainCLI(cam, x, target, stderr); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	labels := r.Model().Labels()
+	var rows []display.Row
+	for n, pic := range pictures {
+		for i, name := range names {
+			res := results[i]
+			rows = append(rows, display.Row{Image: pic, Map: res.Map(n, 0),
+				Caption: fmt.Sprintf("image %d, %s: %s", n, name, className(res.Class(n, 0), labels))})
+		}
+	}
+	png, err := display.Rows(rows...).Colormap(display.Jet).Alpha(0.5).Image()
+	if err != nil {
+		return err
+	}
+	if err := display.SavePNG(f.outPNG, png); err != nil {
+		return err
+	}
+	printPredictions(stdout, results[0], labels)
+	return nil
 }

@@ -33,6 +33,7 @@ type command struct {
 var commands = []command{
 	{"layers", "list a model's layers: name, op type, output shape", runLayers},
 	{"cam", "compute class activation maps (Grad-CAM) for images", runCAM},
+	{"eval", "score how faithful a method's maps are: deletion, insertion, drop, road, sanity", runEval},
 	{"train", "retrain a built-in model from its seed and rewrite its weights", runTrain},
 	{"features", "feature maps of layers: filter-grid PNGs and stats.json", runFeatures},
 }

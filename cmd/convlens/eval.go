@@ -1,0 +1,233 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/convlens/convlens/gradcam"
+	"github.com/convlens/convlens/gradcam/metrics"
+	"github.com/convlens/convlens/models"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// metricNames are the values of `convlens eval --metric`.
+var metricNames = []string{"deletion", "insertion", "drop", "road", "sanity"}
+
+type evalFlags struct {
+	model, input, method, metric string
+	images, layers, percentiles  listFlag
+	class, steps, batch          int
+	seed                         uint64
+	logits, compareRandom        bool
+}
+
+func runEval(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("eval", stderr)
+	var f evalFlags
+	fs.StringVar(&f.model, "model", "", "model: an .onnx file or a built-in model name")
+	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas for a batch")
+	fs.StringVar(&f.input, "input", "", "preprocessed float32 batch in a .npy file, in the model's layout, fed as is")
+	fs.Var(&f.layers, "layer", "layer name(s) the method's maps are computed at (see `convlens layers`)")
+	fs.StringVar(&f.method, "method", "gradcam", "method whose maps are evaluated: "+strings.Join(gradcam.MethodNames(), ", "))
+	fs.StringVar(&f.metric, "metric", "", "metric: "+strings.Join(metricNames, ", "))
+	fs.IntVar(&f.class, "class", -1, "class to explain for every image (default: each image's top class)")
+	fs.IntVar(&f.steps, "steps", 32, "deletion/insertion: points of the curve beyond the first")
+	fs.IntVar(&f.batch, "batch", 32, "perturbed images per call of the model")
+	fs.Var(&f.percentiles, "percentiles", "road: percentages of pixels removed (default 10,20,...,90)")
+	fs.Uint64Var(&f.seed, "seed", 0, "seed of every random draw (ROAD noise, random maps, randomised weights)")
+	fs.BoolVar(&f.logits, "logits", false, "score the class's logit instead of its softmax probability")
+	fs.BoolVar(&f.compareRandom, "compare-random", false, "also score random maps (seeded), the baseline a method must beat")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	opt, err := f.check()
+	if err != nil {
+		return err
+	}
+	method, err := gradcam.MethodByName(f.method)
+	if err != nil {
+		return usageError{err}
+	}
+	m, err := openModel(f.model)
+	if err != nil {
+		return err
+	}
+	x, _, err := (&camFlags{images: f.images, input: f.input}).batch(m)
+	if err != nil {
+		return err
+	}
+	b, err := backend(stderr)
+	if err != nil {
+		return err
+	}
+	r := models.NewRunner(b, m)
+	defer r.Close()
+	target := gradcam.Top(1)
+	if f.class >= 0 {
+		target = gradcam.Class(f.class)
+	}
+	explain := func(r *models.Runner) (*gradcam.Result, error) {
+		cam, err := newCAM(r, f.layers, method, stderr)
+		if err != nil {
+			return nil, err
+		}
+		return explainCLI(cam, x, target, stderr)
+	}
+	if f.metric == "sanity" {
+		sim, err := metrics.Randomization(r, f.seed, func(r *models.Runner) ([][]float32, error) {
+			res, err := explain(r)
+			if err != nil {
+				return nil, err
+			}
+			maps, _ := metrics.FromResult(res, 0)
+			return maps, nil
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "sanity: %s maps of %s vs the same model with randomised weights (seed %d); Spearman rank correlation, near 0 = the maps depend on the weights\n", method.Name(), m.Name(), f.seed)
+		for n, s := range sim.Spearman {
+			fmt.Fprintf(stdout, "image %d: similarity %.4f\n", n, s)
+		}
+		fmt.Fprintf(stdout, "mean similarity %.4f\n", sim.Mean)
+		return nil
+	}
+
+	res, err := explain(r)
+	if err != nil {
+		return err
+	}
+	maps, classes := metrics.FromResult(res, 0)
+	opt.Progress = progressPrinter(stderr)
+	ev, err := metrics.New(r, opt)
+	if err != nil {
+		return usageError{err}
+	}
+	in := m.Input()
+	runs := []struct {
+		name string
+		maps [][]float32
+	}{{method.Name(), maps}}
+	if f.compareRandom {
+		runs = append(runs, struct {
+			name string
+			maps [][]float32
+		}{"random", metrics.RandomMaps(len(maps), in.Height, in.Width, f.seed)})
+	}
+	score := "probability"
+	if f.logits {
+		score = "logit"
+	}
+	for _, run := range runs {
+		if err := printMetric(stdout, ev, f.metric, run.name, score, x, run.maps, classes, m.Labels()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *evalFlags) check() (metrics.Options, error) {
+	opt := metrics.Options{Steps: f.steps, BatchSize: f.batch, Seed: f.seed, Logits: f.logits}
+	switch {
+	case f.metric == "":
+		return opt, usageError{fmt.Errorf("--metric is required: %s", strings.Join(metricNames, ", "))}
+	case !slices.Contains(metricNames, f.metric):
+		return opt, usageError{fmt.Errorf("unknown --metric %q; available: %s", f.metric, strings.Join(metricNames, ", "))}
+	case len(f.images) == 0 && f.input == "":
+		return opt, usageError{errors.New("give --image IMG or --input X.npy")}
+	case len(f.images) > 0 && f.input != "":
+		return opt, usageError{errors.New("give --image or --input, not both")}
+	case len(f.layers) == 0:
+		return opt, usageError{errors.New("--layer is required (list layers with `convlens layers --model M`)")}
+	case f.steps < 1:
+		return opt, usageError{fmt.Errorf("--steps %d: a curve needs at least 1 step", f.steps)}
+	case f.batch < 1:
+		return opt, usageError{fmt.Errorf("--batch %d: it must be at least 1", f.batch)}
+	}
+	for _, s := range f.percentiles {
+		p, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return opt, usageError{fmt.Errorf("--percentiles: %q is not a number", s)}
+		}
+		opt.Percentiles = append(opt.Percentiles, p)
+	}
+	return opt, nil
+}
+
+// printMetric computes one metric for one set of maps and prints it.
+func printMetric(w io.Writer, ev *metrics.Evaluator, metric, name, score string, x *tensors.Tensor, maps [][]float32, classes []int, labels []string) error {
+	switch metric {
+	case "deletion", "insertion":
+		run, better := ev.Deletion, "lower"
+		if metric == "insertion" {
+			run, better = ev.Insertion, "higher"
+		}
+		c, err := run(x, maps, classes)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s, %s maps: area under the class %s over %d points (%s is more faithful)\n", metric, name, score, len(c.Fractions), better)
+		for n, a := range c.AUC {
+			fmt.Fprintf(w, "image %d: %s, AUC %.4f\n", n, className(classes[n], labels), a)
+		}
+		fmt.Fprintf(w, "mean AUC %.4f\n", c.MeanAUC)
+	case "drop":
+		c, err := ev.Confidence(x, maps, classes)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "drop, %s maps: class %s on the image and on the image times its map\n", name, score)
+		for n := range c.Drop {
+			fmt.Fprintf(w, "image %d: %s, %.4f -> %.4f, drop %.2f%%\n", n, className(classes[n], labels), c.Original[n], c.Masked[n], c.Drop[n])
+		}
+		fmt.Fprintf(w, "average drop %.2f%% (lower is more faithful), increase in confidence %.2f%% (higher is more faithful)\n", c.AverageDrop, c.IncreaseInConfidence)
+	case "road":
+		r, err := ev.ROAD(x, maps, classes)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "road, %s maps: mean class %s with p%% of pixels removed and imputed\n", name, score)
+		fmt.Fprintln(w, "percent\tMoRF\tLeRF")
+		for i, p := range r.Percentiles {
+			fmt.Fprintf(w, "%g\t%.4f\t%.4f\n", p, r.MeanMoRF[i], r.MeanLeRF[i])
+		}
+		fmt.Fprintf(w, "gap LeRF - MoRF %.4f (higher is more faithful)\n", r.Gap)
+	}
+	return nil
+}
+
+// newCAM configures a CAM for the command line, with progress on stderr
+// for the methods that run many forward passes.
+func newCAM(r *models.Runner, layers []string, m gradcam.Method, stderr io.Writer) (*gradcam.CAM, error) {
+	return gradcam.New(r, layers...).Method(m).Progress(func(p gradcam.Progress) {
+		fmt.Fprintf(stderr, "\r%s at %s: %d/%d passes", p.Method, p.Layer, p.Done, p.Total)
+		if p.Done == p.Total {
+			fmt.Fprintln(stderr)
+		}
+	}).Done()
+}
+
+// explainCLI explains x, first announcing on stderr the cost of methods
+// that run the model once per channel (Score-CAM, Ablation-CAM).
+func explainCLI(cam *gradcam.CAM, x *tensors.Tensor, t gradcam.Target, stderr io.Writer) (*gradcam.Result, error) {
+	if _, ok := cam.Method().(gradcam.Perturbation); ok {
+		n := x.Shape().Dimensions[0]
+		fmt.Fprintf(stderr, "%s: %d forward passes of one image (one per channel and image), %d channels per call of the model\n",
+			cam.Method().Name(), cam.Passes(n), gradcam.DefaultBatchSize)
+	}
+	return cam.Explain(x, t)
+}
+
+// progressPrinter draws the metrics' progress on one line of stderr.
+func progressPrinter(stderr io.Writer) func(metrics.Progress) {
+	return func(p metrics.Progress) {
+		fmt.Fprintf(stderr, "\r%s: %d/%d perturbed images", p.Metric, p.Done, p.Total)
+		if p.Done == p.Total {
+			fmt.Fprintln(stderr)
+		}
+	}
+}

@@ -1,0 +1,35 @@
+package gradcam
+
+import "math"
+
+// NormalNoise returns n standard normal samples, reproducible from seed in
+// any language, so that noisy methods ([SmoothGradMethod]) and the metrics'
+// random baselines can be checked against an independent implementation.
+//
+// Sample i is z_i = sqrt(−2 ln u₁) · cos(2π u₂) (Box–Muller, cosine branch
+// only) with u₁ = U(2i) and u₂ = U(2i+1), where U(j) = ((s_j >> 11) + 0.5) / 2⁵³
+// and s_j is the (j+1)-th output of SplitMix64 started at state seed:
+// state = seed + (j+1)·0x9E3779B97F4A7C15 (mod 2⁶⁴), then
+// z = (state ⊕ state>>30)·0xBF58476D1CE4E5B9, z = (z ⊕ z>>27)·0x94D049BB133111EB,
+// s_j = z ⊕ z>>31. The arithmetic is float64, the result rounded to float32.
+func NormalNoise(seed uint64, n int) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		u1, u2 := Uniform(seed, uint64(2*i)), Uniform(seed, uint64(2*i+1))
+		out[i] = float32(math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2))
+	}
+	return out
+}
+
+// Uniform returns U(j) of [NormalNoise]: a uniform sample in (0, 1), the j-th of the stream seed.
+func Uniform(seed, j uint64) float64 {
+	return (float64(splitMix64(seed, j)>>11) + 0.5) / (1 << 53)
+}
+
+// splitMix64 returns the (j+1)-th output of SplitMix64 started at state seed.
+func splitMix64(seed, j uint64) uint64 {
+	z := seed + (j+1)*0x9E3779B97F4A7C15
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}

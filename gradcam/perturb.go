@@ -1,0 +1,276 @@
+package gradcam
+
+import (
+	"fmt"
+
+	"github.com/convlens/convlens/models"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// Perturbation is a method that weighs a layer's channels by running the
+// model again, once per channel and image: on the input masked by the
+// channel (Score-CAM), or with the channel zeroed (Ablation-CAM). The map is
+// Σ_k w_k A_k, as for [ChannelWeights].
+//
+// The CAM runs the passes in batches of [Config.BatchSize] copies of each
+// image per call of the model, reports [Progress], and refuses batches that
+// need more than [Config.MaxPasses] passes ([CAM.Passes] says how many a
+// batch needs). The maps then come from one more graph, normalised like the
+// other methods'.
+type Perturbation struct {
+	// MethodName is returned by Name.
+	MethodName string
+	// Ablate zeroes channel k of the layer's activation in pass k (the rest
+	// of the network is recomputed from there); otherwise pass k runs the
+	// model on the input multiplied by channel k's mask (see [ScoreCAM]).
+	Ablate bool
+	// Weights returns the channel weights w [N,K,C] from the scores of the
+	// unperturbed images, base [N,K], and of the passes, perturbed [N,K,C].
+	Weights func(base, perturbed *graph.Node) *graph.Node
+}
+
+// Name returns the method's name.
+func (p Perturbation) Name() string { return p.MethodName }
+
+// Map weights the activation's channels by w [N,C], the weights the passes
+// produced (the CAM passes them where gradient methods get the gradient).
+func (p Perturbation) Map(a, w *graph.Node) *graph.Node {
+	return graph.Einsum("nc,nchw->nhw", w, a)
+}
+
+var (
+	// ScoreCAM (Wang et al., 2020): each channel A_k, upsampled to the input
+	// size (bilinear, align_corners=True, as pytorch-grad-cam's
+	// UpsamplingBilinear2d) and min-max normalised per image,
+	// M_k = (U_k − min U_k) / (max U_k − min U_k + 1e-8), masks the
+	// (preprocessed) input: s_k = score(x ⊙ M_k); w = softmax_k(s);
+	// map = Σ_k w_k A_k. One pass per channel and image.
+	ScoreCAM Method = Perturbation{
+		MethodName: "scorecam",
+		Weights:    func(_, perturbed *graph.Node) *graph.Node { return graph.Softmax(perturbed, 2) },
+	}
+
+	// AblationCAM (Desai and Ramaswamy, 2020): w_k = (y − y_k) / y, where y is
+	// the score and y_k the score with channel k of the layer set to zero;
+	// map = Σ_k w_k A_k. pytorch-grad-cam ablates with a large negative value
+	// when the layer has negative values; convlens always uses zero, which is
+	// the same for the usual post-ReLU layers. One pass per channel and image.
+	AblationCAM Method = Perturbation{
+		MethodName: "ablationcam",
+		Ablate:     true,
+		Weights: func(base, perturbed *graph.Node) *graph.Node {
+			y := graph.ExpandAxes(base, 2)
+			return graph.Div(graph.Sub(y, perturbed), y)
+		},
+	}
+)
+
+// explainPerturbation runs a perturbation method: a base pass for the
+// classes, the batched perturbed passes per layer, then the maps.
+func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, classesIn *tensors.Tensor) (*Result, error) {
+	m := c.runner.Model()
+	n := x.Shape().Dimensions[0]
+	total := c.Passes(n)
+	if c.maxPasses > 0 && total > c.maxPasses {
+		return nil, fmt.Errorf("%s needs %d forward passes of one image for %d image(s) at %s (one per channel and image), more than the limit of %d; "+
+			"raise the limit, explain fewer images at once, or pick a layer with fewer channels",
+			p.Name(), total, n, c.describeChannels(), c.maxPasses)
+	}
+	exec := func(key string, fn func(*model.Scope, []*graph.Node) []*graph.Node, args ...any) ([]*tensors.Tensor, error) {
+		e, err := c.runner.Exec(key, fn)
+		if err != nil {
+			return nil, err
+		}
+		outs, err := e.Exec(args...)
+		if err != nil {
+			return nil, fmt.Errorf("computing %s on %s: %w", p.Name(), m.Name(), err)
+		}
+		return outs, nil
+	}
+
+	// The classes and scores of the unperturbed images.
+	args := []any{x}
+	if classesIn != nil {
+		args = append(args, classesIn)
+	}
+	outs, err := exec(c.key("perturb-base", t), func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
+		logits, _ := m.Forward(scope, inputs[0], nil)
+		checkLogits(logits)
+		var given *graph.Node
+		if len(inputs) > 1 {
+			given = inputs[1]
+		}
+		classes, _ := t.scores(logits, given)
+		return []*graph.Node{classes}
+	}, args...)
+	if err != nil {
+		return nil, err
+	}
+	classes := outs[0]
+	defer classes.FinalizeAll()
+	k := classes.Shape().Dimensions[1]
+
+	// The perturbed passes, layer by layer, in chunks of b channels.
+	layout := m.Input().Layout
+	done := 0
+	final := []any{x, classes}
+	for li, l := range c.shapes {
+		ch := l.Shape.Dimensions[layout.ChannelAxis()]
+		b := min(c.batchSize, ch)
+		perturbed := make([]float32, n*k*ch)
+		fn := c.chunkGraph(p, t, li, b)
+		for start := 0; start < ch; start += b {
+			s := min(start, ch-b) // the last chunk overlaps the previous one
+			outs, err := exec(c.key("perturb-chunk", t, l.Name, fmt.Sprint(b)), fn, x, classes, int32(s))
+			if err != nil {
+				return nil, err
+			}
+			scores := tensors.MustCopyFlatData[float32](outs[0]) // [N,B,K]
+			outs[0].FinalizeAll()
+			for img := range n {
+				for j := range b {
+					for tk := range k {
+						perturbed[(img*k+tk)*ch+s+j] = scores[(img*b+j)*k+tk]
+					}
+				}
+			}
+			done += n * (min(start+b, ch) - start)
+			if c.progress != nil {
+				c.progress(Progress{Method: p.Name(), Layer: l.Name, Done: done, Total: total})
+			}
+		}
+		final = append(final, tensors.FromFlatDataAndDimensions(perturbed, n, k, ch))
+	}
+
+	// The maps from the weights.
+	outs, err = exec(c.key("perturb-maps", t), func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
+		logits, acts := m.Forward(scope, inputs[0], c.layers)
+		classes, scores := t.scores(logits, inputs[1])
+		raws := make([]*graph.Node, len(acts))
+		for li, a := range acts {
+			w := p.Weights(scores, inputs[2+li]) // [N,K,C]
+			a = channelsFirst(a, layout)
+			var perTarget []*graph.Node
+			for ti := range k {
+				wt := graph.Reshape(graph.SliceAxis(w, 1, graph.AxisElem(ti)), n, w.Shape().Dimensions[2])
+				perTarget = append(perTarget, p.Map(a, wt))
+			}
+			raws[li] = graph.Stack(perTarget, 1)
+		}
+		return append([]*graph.Node{logits, classes, scores, c.finish(raws)}, raws...)
+	}, final...)
+	if err != nil {
+		return nil, err
+	}
+	return c.result(outs)
+}
+
+// describeChannels names the layers and their channel counts, for messages.
+func (c *CAM) describeChannels() string {
+	layout := c.runner.Model().Input().Layout
+	s := ""
+	for i, l := range c.shapes {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%q (%d channels)", l.Name, l.Shape.Dimensions[layout.ChannelAxis()])
+	}
+	return s
+}
+
+// chunkGraph returns the graph of one chunk of passes at layer li: inputs x,
+// the classes [N,K] (int32) and the first channel (int32 scalar); output the
+// scores of the b perturbed copies of each image, [N,B,K].
+func (c *CAM) chunkGraph(p Perturbation, t Target, li, b int) func(*model.Scope, []*graph.Node) []*graph.Node {
+	m := c.runner.Model()
+	in := m.Input()
+	layer := c.layers[li]
+	return func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
+		x, classes, start := inputs[0], inputs[1], inputs[2]
+		g := x.Graph()
+		n := x.Shape().Dimensions[0]
+		k := classes.Shape().Dimensions[1]
+		var logits *graph.Node
+		if !p.Ablate {
+			_, acts := m.Forward(scope, x, []string{layer})
+			a := channelsFirst(acts[0], in.Layout) // [N,C,h,w]
+			// Channels start..start+b−1, picked with a one-hot matrix (the
+			// pure-Go backend has no DynamicSlice).
+			ch := a.Shape().Dimensions[1]
+			idx := graph.Add(graph.Iota(g, shapes.Make(dtypes.Int32, b), 0), start)
+			ab := graph.Einsum("bc,nchw->nbhw", graph.OneHot(idx, ch, a.DType()), a)
+			up := resizeAlignCorners(ab, in.Height, in.Width)
+			lo := graph.ReduceAndKeep(up, graph.ReduceMin, 2, 3)
+			hi := graph.ReduceAndKeep(up, graph.ReduceMax, 2, 3)
+			masks := graph.Div(graph.Sub(up, lo), graph.AddScalar(graph.Sub(hi, lo), 1e-8)) // [N,B,H,W]
+			xc := channelsFirst(x, in.Layout)                                               // [N,Cin,H,W]
+			xm := graph.Mul(graph.ExpandAxes(xc, 1), graph.ExpandAxes(masks, 2))            // [N,B,Cin,H,W]
+			xm = mergeBatch(xm)
+			if in.Layout == models.NHWC {
+				xm = graph.TransposeAllAxes(xm, 0, 2, 3, 1)
+			}
+			logits, _ = m.Forward(scope, graph.StopGradient(xm), nil)
+		} else {
+			dims := x.Shape().Dimensions
+			xr := mergeBatch(graph.BroadcastToDims(graph.ExpandAxes(x, 1), append([]int{n, b}, dims[1:]...)...))
+			base, acts := m.Forward(scope, xr, []string{layer})
+			a := acts[0]
+			ch := a.Shape().Dimensions[in.Layout.ChannelAxis()]
+			idx := graph.Add(graph.Iota(g, shapes.Make(dtypes.Int32, b), 0), start)       // [B]
+			keep := graph.OneMinus(graph.OneHot(idx, ch, a.DType()))                      // [B,C]
+			keep = mergeBatch(graph.BroadcastToDims(graph.ExpandAxes(keep, 0), n, b, ch)) // [N·B,C]
+			if in.Layout == models.NHWC {
+				keep = graph.Reshape(keep, n*b, 1, 1, ch)
+			} else {
+				keep = graph.Reshape(keep, n*b, ch, 1, 1)
+			}
+			logits = rewire(base, map[*graph.Node]*graph.Node{a: graph.Mul(a, keep)}, nil)
+			if logits == base {
+				panic(fmt.Errorf("the logits do not depend on layer %q, so ablating its channels changes nothing; pick a layer the output is computed from", layer))
+			}
+		}
+		checkLogits(logits)
+		classesRep := mergeBatch(graph.BroadcastToDims(graph.ExpandAxes(classes, 1), n, b, k))
+		scores := t.rescore(logits, classesRep) // [N·B,K]
+		return []*graph.Node{graph.Reshape(scores, n, b, k)}
+	}
+}
+
+// mergeBatch reshapes [N,B,...] to [N·B,...].
+func mergeBatch(x *graph.Node) *graph.Node { return mergeLeading(x) }
+
+// resizeAlignCorners resamples maps [N,K,h,w] to [N,K,H,W] bilinearly with
+// aligned corners (PyTorch align_corners=True): output i samples the source
+// at i·(h−1)/(H−1).
+func resizeAlignCorners(x *graph.Node, height, width int) *graph.Node {
+	g := x.Graph()
+	dims := x.Shape().Dimensions
+	h, w := dims[2], dims[3]
+	mh := graph.Const(g, tensors.FromFlatDataAndDimensions(alignCornersMatrix(h, height), height, h))
+	mw := graph.Const(g, tensors.FromFlatDataAndDimensions(alignCornersMatrix(w, width), width, w))
+	mh, mw = graph.ConvertDType(mh, x.DType()), graph.ConvertDType(mw, x.DType())
+	x = graph.Einsum("ah,nkhw->nkaw", mh, x)
+	return graph.Einsum("nkaw,bw->nkab", x, mw)
+}
+
+// alignCornersMatrix is the dst×src interpolation matrix, row-major, of
+// bilinear resampling with aligned corners.
+func alignCornersMatrix(src, dst int) []float32 {
+	m := make([]float32, dst*src)
+	for i := range dst {
+		pos := 0.0
+		if dst > 1 {
+			pos = float64(i) * float64(src-1) / float64(dst-1)
+		}
+		i0 := min(int(pos), src-1)
+		i1 := min(i0+1, src-1)
+		f := float32(pos - float64(i0))
+		m[i*src+i0] += 1 - f
+		m[i*src+i1] += f
+	}
+	return m
+}
