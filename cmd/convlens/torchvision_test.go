@@ -53,6 +53,9 @@ type reference struct {
 		RawONNX64        struct{ File string } `json:"raw_onnx64"`
 		NormalisedONNX64 struct{ File string } `json:"normalised_onnx64"`
 	} `json:"layers"`
+	// Spread measured by the generator between its own float32 and float64
+	// evaluations of the ONNX graph, keyed "raw_onnx32_vs_onnx64:early" etc.
+	Spread map[string]float64 `json:"onnx_check_rel_err"`
 }
 
 // The issue's acceptance check: on five torchvision architectures `convlens
@@ -60,17 +63,18 @@ type reference struct {
 // conv block and at an early layer.
 //
 // Two references: the ONNX graph evaluated in float64, the function convlens
-// computes, and the original PyTorch model. At the last block the issue's
-// tolerances hold against both (raw 1e-4 relative, normalised 1e-3).
+// computes, and the original PyTorch model; a map must match one of them to
+// the issue's tolerances (raw 1e-4 relative, normalised 1e-3).
 //
-// Early layers get 2e-2. The gradient reaching them crosses every ReLU of the
-// network, and a pre-activation within float32 rounding of zero switches its
-// unit on or off depending on the order of summation; that moves the spatial
-// mean of a gradient which largely cancels. The generator measured the spread
-// between float32 implementations of the same graph: 1.5e-2 on MobileNetV2's
-// early map between its own float32 and float64 runs, 3.4e-4 on ResNet-18's
-// between the PyTorch model and its ONNX export. convlens lands within that
-// spread (largest: 1.5e-2 on MobileNetV2, 3.9e-3 on VGG-11).
+// Except where float32 itself cannot: the gradient reaching an early layer
+// crosses every ReLU of the network, and a pre-activation within float32
+// rounding of zero switches its unit on or off depending on the order of
+// summation, which moves the spatial mean of a gradient that largely cancels.
+// The generator measures that spread on every export, between its own float32
+// and float64 runs of the same graph (1.5e-2 on MobileNetV2's early map; about
+// 1e-6 elsewhere), and the tolerance widens to twice it where it is larger.
+// Measured: every map within 1e-3 of a reference but MobileNetV2's early one,
+// 1.5e-2 from both, as the generator's own float32 run is.
 func TestTorchvisionModelsMatchPyTorch(t *testing.T) {
 	dir := torchvisionDir(t)
 	b := testutil.Backend(t)
@@ -117,28 +121,28 @@ func TestTorchvisionModelsMatchPyTorch(t *testing.T) {
 				if res.Class(0, 0) != ref.Top1[0] {
 					t.Fatalf("%s: top-1 class %d, PyTorch's %d", key, res.Class(0, 0), ref.Top1[0])
 				}
-				rawTol, normTol := 1e-4, 1e-3
-				if key == "early" {
-					rawTol, normTol = 2e-2, 2e-2
-				}
 				for _, c := range []struct {
-					what     string
-					got      []float32
-					want     []float32
-					tol      float64
-					relative bool
+					what, spread string
+					got          []float32
+					refs         []string
+					tol          float64
+					relative     bool
 				}{
-					{"raw vs ONNX float64", res.Raw[0].Values, read(t, dir, l.RawONNX64.File), rawTol, true},
-					{"normalised vs ONNX float64", res.Normalized, read(t, dir, l.NormalisedONNX64.File), normTol, false},
-					{"normalised vs PyTorch", res.Normalized, read(t, dir, l.Normalised.File), normTol, false},
+					{"raw", "raw_onnx32_vs_onnx64:" + key, res.Raw[0].Values, []string{l.RawONNX64.File, l.Raw.File}, 1e-4, true},
+					{"normalised", "norm_onnx32_vs_onnx64:" + key, res.Normalized, []string{l.NormalisedONNX64.File, l.Normalised.File}, 1e-3, false},
 				} {
-					e := testutil.MaxAbsDiff(c.got, c.want)
-					if c.relative {
-						e = testutil.RelErr(c.got, c.want)
+					e := math.Inf(1)
+					for _, f := range c.refs {
+						if c.relative {
+							e = math.Min(e, testutil.RelErr(c.got, read(t, dir, f)))
+						} else {
+							e = math.Min(e, testutil.MaxAbsDiff(c.got, read(t, dir, f)))
+						}
 					}
-					t.Logf("%s %s: error %.2g (tolerance %.0g)", key, c.what, e, c.tol)
-					if e > c.tol {
-						t.Errorf("%s %s: error %.3g > %.0g", key, c.what, e, c.tol)
+					tol := math.Max(c.tol, 2*ref.Spread[c.spread])
+					t.Logf("%s %s: error %.2g (tolerance %.2g)", key, c.what, e, tol)
+					if e > tol {
+						t.Errorf("%s %s: error %.3g > %.2g", key, c.what, e, tol)
 					}
 				}
 			}

@@ -1,0 +1,58 @@
+// Package fastconv speeds up convolutions on GoMLX's pure-Go backend ("go", package
+// github.com/gomlx/compute/gobackend).
+//
+// That backend runs ConvGeneral as a direct loop nest, at 1–2 GFLOP/s, while its
+// DotGeneral (matrix multiplication) has SIMD kernels that run 50–100 GFLOP/s when built
+// with GOEXPERIMENT=simd. [Wrap] decorates a backend so that its ConvGeneral is lowered onto
+// the backend's own ops instead:
+//
+//   - Pad applies the padding and the input dilation;
+//   - one Gather takes all the windows of the input that the kernel meets (the "im2col"
+//     matrix), copying contiguous runs;
+//   - one DotGeneral contracts them with the kernel;
+//   - Reshape and, only where the layouts require it, Transpose give the output its layout.
+//
+// The order of every intermediate's axes is planned so that DotGeneral needs no
+// transposition of its own and as little data as possible is transposed: at batch size 1,
+// the forward pass of the usual layouts (NCHW with OIHW kernels, NHWC with HWIO kernels)
+// transposes nothing.
+//
+// # Covered
+//
+// Everything that CNN forward and backward passes emit, in float32 and float64:
+//
+//   - any number of spatial axes (1D, 2D, 3D...), any batch size;
+//   - any axis layout: any ConvolveAxesConfig, including the swapped axes of the
+//     convolutions that compute gradients;
+//   - strides, paddings (including negative ones), kernel dilations;
+//   - input dilations: the transposed convolutions of the gradient of strided
+//     convolutions with respect to their input. With stride 1 on the dilated axes (as
+//     GoMLX emits them), the output is split by phase (position modulo the dilation) into
+//     ordinary convolutions of the undilated input with slices of the kernel, whose
+//     outputs are interleaved: no multiplication by the inserted zeros. Otherwise the
+//     input is zero-interleaved by Pad;
+//   - channel groups, depthwise included (feature_group_count), and batch groups
+//     (batch_group_count);
+//   - kernel gradients, whose "kernel" is the output gradient and whose output is small:
+//     windows are then enumerated by output position instead of kernel position.
+//
+// # Not covered
+//
+// These go to the wrapped backend's ConvGeneral, unchanged:
+//
+//   - other dtypes (half precision, integers);
+//   - dynamic shapes and empty tensors;
+//   - invalid configurations (the wrapped backend reports the error);
+//   - convolutions whose im2col matrix would exceed 2²⁶ elements (256 MiB in float32),
+//     and those whose windows are so fragmented that Gather would copy fewer than 8
+//     contiguous elements at a time and more than 256 Slice ops would be needed instead.
+//
+// # Use
+//
+//	backend := fastconv.Wrap(gobackend.GetBackend())
+//	exec := graph.MustNewExec(backend, fn) // or model.MustNewExec(backend, store, fn)
+//
+// The decorated backend shares the wrapped one's buffers and devices, but GoMLX treats it
+// as a different backend instance: tensors already on the wrapped backend must be moved
+// (Tensor.ToLocal) before use with the decorated one.
+package fastconv

@@ -1,0 +1,185 @@
+package fastconv
+
+import (
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
+)
+
+// Wrap returns a backend that behaves exactly like b, except that the functions it builds
+// lower ConvGeneral onto b's own Pad, Slice, Concatenate, Reshape, Transpose and DotGeneral
+// ops whenever the convolution is covered (see the package documentation), and call b's
+// ConvGeneral otherwise.
+//
+// The returned backend shares b's buffers, devices and lifetime: finalising one finalises
+// the other.
+func Wrap(b compute.Backend) compute.Backend {
+	return &backend{Backend: b}
+}
+
+// backend decorates a compute.Backend so that its builders are decorated.
+type backend struct {
+	compute.Backend
+}
+
+// Builder implements compute.Backend.
+func (b *backend) Builder(name string) compute.Builder {
+	return &builder{Builder: b.Backend.Builder(name), backend: b}
+}
+
+// Buffers and executables are wrapped too: GoMLX tells backends apart by the
+// instance a buffer reports, so a tensor computed here must report the
+// decorated backend, or feeding it to the next computation fails.
+
+// buffer is a wrapped backend's buffer that reports the decorated backend.
+type buffer struct {
+	compute.Buffer
+	backend *backend
+}
+
+func (b *buffer) Backend() compute.Backend { return b.backend }
+
+func (b *buffer) CopyToDevice(d compute.DeviceNum) (compute.Buffer, error) {
+	inner, err := b.Buffer.CopyToDevice(d)
+	return b.backend.wrapBuffer(inner), err
+}
+
+func (b *backend) wrapBuffer(inner compute.Buffer) compute.Buffer {
+	if inner == nil {
+		return nil
+	}
+	return &buffer{Buffer: inner, backend: b}
+}
+
+func unwrapBuffer(x compute.Buffer) compute.Buffer {
+	if w, ok := x.(*buffer); ok {
+		return w.Buffer
+	}
+	return x
+}
+
+func (b *backend) BufferFromFlatData(d compute.DeviceNum, flat any, shape shapes.Shape) (compute.Buffer, error) {
+	inner, err := b.Backend.BufferFromFlatData(d, flat, shape)
+	return b.wrapBuffer(inner), err
+}
+
+func (b *backend) NewSharedBuffer(d compute.DeviceNum, shape shapes.Shape) (compute.Buffer, any, error) {
+	inner, flat, err := b.Backend.NewSharedBuffer(d, shape)
+	return b.wrapBuffer(inner), flat, err
+}
+
+// executable unwraps the buffers it is given and wraps those it returns.
+type executable struct {
+	compute.Executable
+	backend *backend
+}
+
+func (e *executable) Execute(inputs []compute.Buffer, donate []bool, d compute.DeviceNum) ([]compute.Buffer, error) {
+	in := make([]compute.Buffer, len(inputs))
+	for i, x := range inputs {
+		in[i] = unwrapBuffer(x)
+	}
+	outs, err := e.Executable.Execute(in, donate, d)
+	for i, x := range outs {
+		outs[i] = e.backend.wrapBuffer(x)
+	}
+	return outs, err
+}
+
+// builder decorates a compute.Builder so that its functions are decorated.
+type builder struct {
+	compute.Builder
+	backend *backend
+	main    *function
+}
+
+func (b *builder) Compile() (compute.Executable, error) {
+	e, err := b.Builder.Compile()
+	if err != nil {
+		return nil, err
+	}
+	return &executable{Executable: e, backend: b.backend}, nil
+}
+
+// Main implements compute.Builder.
+func (b *builder) Main() compute.Function {
+	if b.main == nil {
+		b.main = &function{Function: b.Builder.Main(), builder: b}
+	}
+	return b.main
+}
+
+// NewFunction implements compute.Builder.
+func (b *builder) NewFunction(name string) (compute.Function, error) {
+	fn, err := b.Builder.NewFunction(name)
+	if err != nil {
+		return nil, err
+	}
+	return &function{Function: fn, builder: b}, nil
+}
+
+// function decorates a compute.Function: it overrides ConvGeneral, wraps the closures it
+// creates and unwraps the functions passed to the ops that take them.
+type function struct {
+	compute.Function
+	builder *builder
+	parent  *function // Set for closures only.
+}
+
+// Builder implements compute.Function.
+func (f *function) Builder() compute.Builder {
+	return f.builder
+}
+
+// Parent implements compute.Function.
+func (f *function) Parent() compute.Function {
+	if f.parent == nil {
+		return nil
+	}
+	return f.parent
+}
+
+// Closure implements compute.Function.
+func (f *function) Closure() (compute.Function, error) {
+	closure, err := f.Function.Closure()
+	if err != nil {
+		return nil, err
+	}
+	return &function{Function: closure, builder: f.builder, parent: f}, nil
+}
+
+// Call implements compute.Function.
+func (f *function) Call(fn compute.Function, inputs ...compute.Value) ([]compute.Value, error) {
+	return f.Function.Call(unwrap(fn), inputs...)
+}
+
+// Sort implements compute.Function.
+func (f *function) Sort(comparator compute.Function, axis int, isStable bool, inputs ...compute.Value) ([]compute.Value, error) {
+	return f.Function.Sort(unwrap(comparator), axis, isStable, inputs...)
+}
+
+// While implements compute.Function.
+func (f *function) While(cond, body compute.Function, initialState ...compute.Value) ([]compute.Value, error) {
+	return f.Function.While(unwrap(cond), unwrap(body), initialState...)
+}
+
+// If implements compute.Function.
+func (f *function) If(pred compute.Value, trueBranch, falseBranch compute.Function) ([]compute.Value, error) {
+	return f.Function.If(pred, unwrap(trueBranch), unwrap(falseBranch))
+}
+
+// ConvGeneral implements compute.Function: covered convolutions are lowered onto DotGeneral,
+// the others are handed to the wrapped function.
+func (f *function) ConvGeneral(input, kernel compute.Value, axes compute.ConvolveAxesConfig,
+	strides []int, paddings [][2]int, inputDilations, kernelDilations []int,
+	channelGroupCount, batchGroupCount int) (compute.Value, error) {
+	return convolve(f.Function, input, kernel, axes, strides, paddings, inputDilations, kernelDilations,
+		channelGroupCount, batchGroupCount)
+}
+
+// unwrap returns the function that fn decorates, or fn itself if it is not decorated.
+func unwrap(fn compute.Function) compute.Function {
+	if w, ok := fn.(*function); ok {
+		return w.Function
+	}
+	return fn
+}
