@@ -4,14 +4,11 @@ ENV := source scripts/env.sh &&
 # The test suite runs on the pure-Go backend, offline.
 TESTENV := $(ENV) export GOMLX_BACKEND=go &&
 
-.PHONY: demo test deps build bench
+.PHONY: demo test deps build bench notebook notebook-env notebook-test
 
-## demo: Grad-CAM of the embedded default model on a sample image, written to out/.
+## demo: the textbook walkthrough on the embedded models, offline, written to out/.
 demo:
-	mkdir -p out
-	$(ENV) go run ./cmd/convlens cam --model testdata/tinycnn/model.onnx --image testdata/images/chelsea.png \
-		--layer /layer2/layer2.0/relu_1/Relu_output_0 --out-png out/cam.png --out-npy out/cam.npy
-	@echo "wrote out/cam.png and out/cam.npy"
+	$(ENV) go run ./cmd/convlens demo --out out
 
 ## test: install what the tests need, then run every test.
 test: deps
@@ -22,3 +19,15 @@ deps:
 
 build:
 	$(ENV) go build -o bin/convlens ./cmd/convlens
+
+## notebook: set up Jupyter with the Go (GoNB) kernel and start it on localhost, in notebooks/.
+notebook:
+	./scripts/notebook.sh
+
+## notebook-env: only the set-up of `notebook` (Jupyter, GoNB, goimports, the kernel spec); idempotent.
+notebook-env:
+	./scripts/notebook-env.sh
+
+## notebook-test: execute every notebook headless and check its outputs (CI runs this within `test`).
+notebook-test:
+	$(TESTENV) CONVLENS_NOTEBOOKS=1 go test -count=1 -timeout 40m -v -run 'TestNotebook' ./notebooks

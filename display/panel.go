@@ -187,8 +187,21 @@ func (b *PanelBuilder) parts(f *faces) (panelParts, error) {
 	if err != nil {
 		return panelParts{}, err
 	}
+	var base image.Image = b.ov.base
 	w, h := overlay.Bounds().Dx(), overlay.Bounds().Dy()
-	p := panelParts{caption: b.caption, base: b.ov.base, heat: heat, overlay: overlay, columnW: w, height: h}
+	// Small pictures (a 28×28 digit) are enlarged by a whole factor, so
+	// that the captions and headings fit over them and their pixels show.
+	if f := minPanelSide / max(w, h); f > 1 {
+		w, h = w*f, h*f
+		pics := []image.Image{base, heat, overlay}
+		for i, pic := range pics {
+			if pics[i], err = scaleImage(pic, w, h); err != nil {
+				return panelParts{}, err
+			}
+		}
+		base, heat, overlay = pics[0], pics[1].(*image.RGBA), pics[2].(*image.RGBA)
+	}
+	p := panelParts{caption: b.caption, base: base, heat: heat, overlay: overlay, columnW: w, height: h}
 	p.width = 3*w + 2*gap
 	if b.colorbar {
 		cb := ColorbarBuilder{cmap: b.ov.cmap, rng: b.ov.rng, height: max(h, 4*lineHeight(f.label)+2)}
@@ -202,6 +215,9 @@ func (b *PanelBuilder) parts(f *faces) (panelParts, error) {
 	}
 	return p, nil
 }
+
+// minPanelSide is the size below which panel pictures are enlarged.
+const minPanelSide = 112
 
 // Column headings of Rows.
 var columnHeadings = [3]string{"image", "heat map", "overlay"}

@@ -157,7 +157,7 @@ func TestFormatValue(t *testing.T) {
 }
 
 func TestPanelLayout(t *testing.T) {
-	const w, h = 24, 18
+	const w, h = 120, 114 // at least minPanelSide, so drawn as is
 	base := randomImage(w, h, 1)
 	m := Map{Width: 3, Height: 2, Values: []float32{0, 0.2, 0.4, 0.6, 0.8, 1}}
 	heat, err := Heatmap(m).Size(w, h).Image()
@@ -225,7 +225,7 @@ func TestPanelLayout(t *testing.T) {
 }
 
 func TestRows(t *testing.T) {
-	const w, h = 20, 16
+	const w, h = 120, 114 // at least minPanelSide, so drawn as is
 	a, b := randomImage(w, h, 2), randomImage(w, h, 3)
 	m := Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
 	img, err := Rows(
@@ -273,4 +273,32 @@ func TestRows(t *testing.T) {
 	if _, err := Rows(Row{Image: a, Map: m}).Alpha(2).Image(); err == nil {
 		t.Error("Rows with alpha 2 succeeded")
 	}
+}
+
+// Pictures smaller than minPanelSide are enlarged by a whole factor: a 28×28
+// digit is drawn 4× (112 pixels), each pixel a 4×4 block.
+func TestPanelEnlargesSmallPictures(t *testing.T) {
+	digit := randomImage(28, 28, 5)
+	m := Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
+	img, err := Panel(digit, m).Colorbar(false).Image()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := img.Bounds().Dx(), 2*margin+3*112+2*gap; got != want {
+		t.Fatalf("panel of a 28x28 image is %d wide, want %d", got, want)
+	}
+	big, err := scaleImage(digit, 112, 112)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := findImage(img, big); !ok {
+		t.Error("the 4x enlargement of the image is not in the panel")
+	}
+	if c := big.RGBAAt(7, 3); c != rgbaAt(digit, 1, 0) {
+		t.Errorf("enlarged pixel (7,3) is %v, want source pixel (1,0) %v", c, rgbaAt(digit, 1, 0))
+	}
+}
+
+func rgbaAt(img image.Image, x, y int) color.RGBA {
+	return color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
 }

@@ -1,5 +1,6 @@
 // Command convlens looks inside convolutional neural networks from the shell.
 //
+//	convlens demo --out DIR
 //	convlens layers --model M.onnx
 //	convlens train mnist [--out DIR]
 //	convlens features --model M (--image IMG | --input X.npy) --layers A,B|all --out DIR [--top K]
@@ -31,6 +32,7 @@ type command struct {
 }
 
 var commands = []command{
+	{"demo", "the textbook walkthrough on the embedded models, offline: one HTML page and its pictures", runDemo},
 	{"layers", "list a model's layers: name, op type, output shape", runLayers},
 	{"cam", "compute class activation maps (Grad-CAM) for images", runCAM},
 	{"eval", "score how faithful a method's maps are: deletion, insertion, drop, road, sanity", runEval},

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/convlens/convlens/internal/demo"
+)
+
+// runDemo writes the textbook walkthrough on the embedded models.
+func runDemo(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", stderr)
+	out := fs.String("out", "", "folder for index.html and its pictures (created if missing)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usageError{errors.New("--out DIR is required")}
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	b, err := backend(stderr)
+	if err != nil {
+		return err
+	}
+	page, err := demo.Write(*out, b, func(title string) { fmt.Fprintln(stderr, "done:", title) })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", page)
+	return nil
+}
