@@ -24,11 +24,12 @@ const DisplayDirEnv = "CONVLENS_DISPLAY_DIR"
 // command-line program would save with SavePNG or SaveHTML instead.
 var ErrNotNotebook = errors.New("display: not running in a GoNB notebook (set " + DisplayDirEnv + " to write files instead)")
 
-// Hooks for tests.
+// Hooks for tests. Each display waits for GoNB to take it (gonbui.Sync):
+// otherwise a cell whose program exits right after can lose its last picture.
 var (
 	isNotebook = func() bool { return gonbui.IsNotebook }
-	sendPNG    = func(b []byte) error { gonbui.DisplayPng(b); return gonbui.Error() }
-	sendHTML   = func(s string) error { gonbui.DisplayHTML(s); return gonbui.Error() }
+	sendPNG    = func(b []byte) error { gonbui.DisplayPng(b); gonbui.Sync(); return gonbui.Error() }
+	sendHTML   = func(s string) error { gonbui.DisplayHTML(s); gonbui.Sync(); return gonbui.Error() }
 )
 
 // SavePNG writes img to path as a PNG file, atomically: the picture is first

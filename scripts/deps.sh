@@ -2,11 +2,14 @@
 # Installs the Debian packages the tests use as independent references and real
 # parts: NumPy (reads what convlens writes), OpenCV (resizing reference),
 # PyTorch, torchvision and ONNX (export reference models and regenerate the
-# reference fixtures), Chromium (renders pages and charts headless), and
-# echarts from npm for offline charts.
+# reference fixtures), Chromium (renders pages and charts headless, prints
+# reports to PDF), poppler-utils (pdfinfo, pdftoppm: checks the printed
+# report), Jupyter (executes the notebooks; scripts/notebook-env.sh sets up
+# the GoNB kernel), and echarts from npm for offline charts.
 # Installs only what is missing, so re-running it is cheap.
 set -euo pipefail
-pkgs=(python3-numpy python3-opencv python3-torch python3-torchvision python3-onnx chromium fonts-dejavu-core)
+pkgs=(python3-numpy python3-opencv python3-torch python3-torchvision python3-onnx chromium fonts-dejavu-core
+	poppler-utils jupyter-notebook jupyter-nbconvert python3-nbclient python3-ipykernel)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -38,6 +38,7 @@ var commands = []command{
 	{"eval", "score how faithful a method's maps are: deletion, insertion, drop, road, sanity", runEval},
 	{"train", "retrain a built-in model from its seed and rewrite its weights", runTrain},
 	{"features", "feature maps of layers: filter-grid PNGs and stats.json", runFeatures},
+	{"report", "one-page-per-image HTML report of heat maps, for print and for readers who do not run code", runReport},
 }
 
 // usageError marks errors in the command line itself; they exit with status 2.

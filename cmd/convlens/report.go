@@ -1,0 +1,214 @@
+package main
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"math"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/convlens/convlens/display"
+	"github.com/convlens/convlens/gradcam"
+	"github.com/convlens/convlens/models"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+type reportFlags struct {
+	model, method, out, class string
+	images, layers            listFlag
+}
+
+// reportTop is how many classes a report page lists.
+const reportTop = 5
+
+func runReport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("report", stderr)
+	var f reportFlags
+	fs.StringVar(&f.model, "model", "", "model: an .onnx file or a built-in model name")
+	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas: one page per image")
+	fs.Var(&f.layers, "layer", "layer name(s), comma-separated (default: the last layer with spatial axes)")
+	fs.StringVar(&f.method, "method", "gradcam", "method: "+joinComma(methodNames()))
+	fs.StringVar(&f.class, "class", "", "class index the heat map explains (default: each image's predicted class)")
+	fs.StringVar(&f.out, "out", "", "the report: one self-contained HTML file, one A4 page per image")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case len(f.images) == 0:
+		return usageError{errors.New("give at least one --image IMG")}
+	case f.out == "":
+		return usageError{errors.New("--out report.html is required")}
+	case gradcam.Methods[f.method] == nil:
+		return usageError{fmt.Errorf("unknown --method %q; available: %s", f.method, joinComma(methodNames()))}
+	}
+	target := gradcam.Top(1)
+	if f.class != "" {
+		c, err := strconv.Atoi(f.class)
+		if err != nil {
+			return usageError{fmt.Errorf("--class %q is not a class index", f.class)}
+		}
+		target = gradcam.Class(c)
+	}
+	m, err := openModel(f.model)
+	if err != nil {
+		return err
+	}
+	layers, layerNote := []string(f.layers), ""
+	if len(layers) == 0 {
+		last, err := lastSpatialLayer(m)
+		if err != nil {
+			return err
+		}
+		layers = []string{last}
+		layerNote = "chosen automatically: the last layer with spatial axes (no layer was given)"
+		fmt.Fprintf(stderr, "convlens report: no --layer given; using the last layer with spatial axes, %s\n", last)
+	}
+	pictures := make([]image.Image, len(f.images))
+	for i, path := range f.images {
+		if pictures[i], err = models.LoadImage(path); err != nil {
+			return err
+		}
+	}
+	x, err := m.Input().Tensor(pictures...)
+	if err != nil {
+		return err
+	}
+	b, err := backend(stderr)
+	if err != nil {
+		return err
+	}
+	r := models.NewRunner(b, m)
+	defer r.Close()
+	method := gradcam.Methods[f.method]
+	cam, err := gradcam.New(r, layers...).Method(method).Done()
+	if err != nil {
+		return err
+	}
+	res, err := cam.Explain(x, target)
+	if err != nil {
+		return err
+	}
+	sum, sumOf := weightsChecksum(m)
+	info := display.ReportInfo{
+		Model: m.Name(), Checksum: sum, ChecksumOf: sumOf,
+		Method: method.Name(), Layers: cam.Layers(), LayerNote: layerNote,
+		Date: time.Now(),
+	}
+	pages := make([]display.ReportPage, len(pictures))
+	for n, pic := range pictures {
+		probs := softmax(res.Logits[n*res.NumClasses : (n+1)*res.NumClasses])
+		page := display.ReportPage{Title: filepath.Base(f.images[n]), Image: pic, Map: res.Map(n, 0),
+			Top: topClasses(probs, m.Labels(), reportTop)}
+		if c := res.Class(n, 0); c >= 0 && c != page.Top[0].Index {
+			explained := reportClass(c, probs, m.Labels())
+			page.Explained = &explained
+		}
+		pages[n] = page
+	}
+	if err := display.Report(info, pages...).Save(f.out); err != nil {
+		return err
+	}
+	printPredictions(stdout, res, m.Labels())
+	fmt.Fprintf(stdout, "wrote %s: %d page(s), %s at %s\n", f.out, len(pages), method.Name(), joinComma(cam.Layers()))
+	return nil
+}
+
+// lastSpatialLayer is the last layer of m, in graph order, with spatial axes
+// and a floating-point activation: where a CAM is usually computed.
+func lastSpatialLayer(m models.Model) (string, error) {
+	layers := m.Layers()
+	for i := len(layers) - 1; i >= 0; i-- {
+		l := layers[i]
+		if l.Spatial(m.Input().Layout) && l.Shape.DType.IsFloat() {
+			return l.Name, nil
+		}
+	}
+	return "", fmt.Errorf("model %s has no layer with spatial axes to compute a heat map at", m.Name())
+}
+
+// weightsChecksum identifies the model's exact weights: the SHA-256 of the
+// file for an ONNX model, otherwise of its variables (each one's path, shape
+// and raw values, in path order).
+func weightsChecksum(m models.Model) (sum, of string) {
+	if c, ok := m.(interface{ Checksum() string }); ok && c.Checksum() != "" {
+		return c.Checksum(), "SHA-256 of the model file"
+	}
+	store := m.Store()
+	if store == nil {
+		return "", "no checksum: the model has no weight store"
+	}
+	var vars []*model.Variable
+	for v := range store.IterVariables() {
+		vars = append(vars, v)
+	}
+	if len(vars) == 0 {
+		return "", "no checksum: the model has no weights"
+	}
+	slices.SortFunc(vars, func(a, b *model.Variable) int { return cmp.Compare(a.Path(), b.Path()) })
+	h := sha256.New()
+	for _, v := range vars {
+		t, err := v.Value()
+		if err != nil || t == nil {
+			return "", fmt.Sprintf("no checksum: variable %s has no value", v.Path())
+		}
+		fmt.Fprintf(h, "%s\x00%s\x00", v.Path(), t.Shape())
+		if err := t.ConstBytes(func(data []byte) {
+			_ = binary.Write(h, binary.LittleEndian, uint64(len(data)))
+			h.Write(data)
+		}); err != nil {
+			return "", fmt.Sprintf("no checksum: reading variable %s: %v", v.Path(), err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), fmt.Sprintf("SHA-256 of the weights: %d variable(s), each one's path, shape and values, in path order", len(vars))
+}
+
+// softmax turns one image's logits into probabilities.
+func softmax(logits []float32) []float64 {
+	hi := math.Inf(-1)
+	for _, v := range logits {
+		hi = math.Max(hi, float64(v))
+	}
+	p := make([]float64, len(logits))
+	var sum float64
+	for i, v := range logits {
+		p[i] = math.Exp(float64(v) - hi)
+		sum += p[i]
+	}
+	for i := range p {
+		p[i] /= sum
+	}
+	return p
+}
+
+// topClasses returns the k most probable classes, best first (ties: lower index first).
+func topClasses(probs []float64, labels []string, k int) []display.ReportClass {
+	idx := make([]int, len(probs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(probs[b], probs[a]) })
+	out := make([]display.ReportClass, 0, k)
+	for _, c := range idx[:min(k, len(idx))] {
+		out = append(out, reportClass(c, probs, labels))
+	}
+	return out
+}
+
+func reportClass(c int, probs []float64, labels []string) display.ReportClass {
+	rc := display.ReportClass{Index: c, Probability: probs[c]}
+	if c < len(labels) {
+		rc.Label = labels[c]
+	}
+	return rc
+}
+
+func joinComma(s []string) string { return strings.Join(s, ", ") }
