@@ -31,3 +31,8 @@ notebook-env:
 ## notebook-test: execute every notebook headless and check its outputs (CI runs this within `test`).
 notebook-test:
 	$(TESTENV) CONVLENS_NOTEBOOKS=1 go test -count=1 -timeout 40m -v -run 'TestNotebook' ./notebooks
+
+## bench: Grad-CAM time and memory against PyTorch (pytorch-grad-cam's method), five models, batch 1 and 8 (15-25 min);
+## the report is also written to bench/results.md. BENCHFLAGS passes flags, e.g. BENCHFLAGS=-quick.
+bench:
+	$(ENV) go run ./bench -out bench/results.md $(BENCHFLAGS)
