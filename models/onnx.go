@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/gomlx/compute-onnx/support/protos"
@@ -13,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/onnx-gomlx/onnx"
 	"github.com/gomlx/onnx-gomlx/onnx/parser"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -48,21 +50,20 @@ func LoadONNX(path string) (*ONNX, error) {
 }
 
 func parseONNX(path string, contents []byte) (*ONNX, error) {
-	var pb protos.ModelProto
-	if err := proto.Unmarshal(contents, &pb); err != nil || pb.GetGraph() == nil {
+	nodes, err := graphNodes(contents)
+	if err != nil {
 		return nil, errors.New("not a readable ONNX file (corrupt or not ONNX); re-export it with torch.onnx.export")
 	}
-	if dropBatchNormMomentum(&pb) {
-		var err error
-		if contents, err = proto.Marshal(&pb); err != nil {
-			return nil, fmt.Errorf("re-encoding ONNX: %w", err)
+	sum := sha256.Sum256(contents)
+	if hasBatchNormMomentum(nodes) {
+		if contents, err = dropBatchNormMomentum(contents); err != nil {
+			return nil, err
 		}
 	}
 	om, err := parser.Parse(contents)
 	if err != nil {
 		return nil, fmt.Errorf("parsing ONNX: %w", err)
 	}
-	sum := sha256.Sum256(contents)
 	m := &ONNX{
 		name:     strings.TrimSuffix(baseName(path), ".onnx"),
 		checksum: hex.EncodeToString(sum[:]),
@@ -85,33 +86,104 @@ func parseONNX(path string, contents []byte) (*ONNX, error) {
 	if err := om.VariablesToScope(m.store.RootScope()); err != nil {
 		return nil, fmt.Errorf("reading weights: %w", err)
 	}
-	if m.layers, err = m.inferLayers(pb.GetGraph().GetNode()); err != nil {
+	if m.layers, err = m.inferLayers(nodes); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-// dropBatchNormMomentum removes the momentum attribute of BatchNormalization
-// nodes and reports whether it found any. PyTorch writes it on every
-// BatchNorm it cannot fold (DenseNet's, for one); it only matters for
-// training, but onnx-gomlx refuses it.
-func dropBatchNormMomentum(pb *protos.ModelProto) bool {
-	found := false
-	for _, n := range pb.GetGraph().GetNode() {
-		if n.GetOpType() != "BatchNormalization" {
+// graphNodes decodes the nodes of an ONNX model's graph and skips the rest,
+// its weights above all, so that a large model is not held twice in memory.
+func graphNodes(contents []byte) ([]*protos.NodeProto, error) {
+	graph, err := field(contents, 7) // ModelProto.graph
+	if err != nil || graph == nil {
+		return nil, errors.New("no graph")
+	}
+	var nodes []*protos.NodeProto
+	for b := graph; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType { // GraphProto.node
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, protowire.ParseError(n)
+			}
+			node := &protos.NodeProto{}
+			if err := proto.Unmarshal(v, node); err != nil {
+				return nil, err
+			}
+			nodes = append(nodes, node)
+			b = b[n:]
 			continue
 		}
-		kept := n.Attribute[:0]
-		for _, a := range n.Attribute {
-			if a.GetName() == "momentum" {
-				found = true
-				continue
-			}
-			kept = append(kept, a)
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
 		}
-		n.Attribute = kept
+		b = b[n:]
 	}
-	return found
+	return nodes, nil
+}
+
+// field returns the bytes of the last length-delimited field num of a message.
+func field(msg []byte, num protowire.Number) ([]byte, error) {
+	var found []byte
+	for len(msg) > 0 {
+		n0, typ, n := protowire.ConsumeTag(msg)
+		if n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		msg = msg[n:]
+		if n0 == num && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(msg)
+			if n < 0 {
+				return nil, protowire.ParseError(n)
+			}
+			found, msg = v, msg[n:]
+			continue
+		}
+		if n = protowire.ConsumeFieldValue(n0, typ, msg); n < 0 {
+			return nil, protowire.ParseError(n)
+		}
+		msg = msg[n:]
+	}
+	return found, nil
+}
+
+// hasBatchNormMomentum reports whether a BatchNormalization node carries a
+// momentum attribute. PyTorch writes one on every BatchNorm it cannot fold
+// (DenseNet's, for one); it only matters for training, but onnx-gomlx
+// refuses it.
+func hasBatchNormMomentum(nodes []*protos.NodeProto) bool {
+	for _, n := range nodes {
+		if n.GetOpType() == "BatchNormalization" && slices.ContainsFunc(n.GetAttribute(), isMomentum) {
+			return true
+		}
+	}
+	return false
+}
+
+func isMomentum(a *protos.AttributeProto) bool { return a.GetName() == "momentum" }
+
+// dropBatchNormMomentum re-encodes the model without the momentum attributes.
+func dropBatchNormMomentum(contents []byte) ([]byte, error) {
+	var pb protos.ModelProto
+	if err := proto.Unmarshal(contents, &pb); err != nil {
+		return nil, fmt.Errorf("decoding ONNX: %w", err)
+	}
+	for _, n := range pb.GetGraph().GetNode() {
+		if n.GetOpType() == "BatchNormalization" {
+			n.Attribute = slices.DeleteFunc(n.Attribute, isMomentum)
+		}
+	}
+	out, err := proto.Marshal(&pb)
+	if err != nil {
+		return nil, fmt.Errorf("re-encoding ONNX: %w", err)
+	}
+	return out, nil
 }
 
 func baseName(path string) string {
