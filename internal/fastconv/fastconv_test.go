@@ -158,8 +158,8 @@ func (a array) tensor() *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(values, a.dims...)
 }
 
-// countingBackend decorates a backend to count the ConvGeneral calls that reach it. Wrapped
-// by Wrap, it counts the convolutions that took the fallback.
+// countingBackend decorates a backend to count the ConvGeneral and ReduceWindow calls that
+// reach it. Wrapped by Wrap, it counts the operations that took the fallback.
 type countingBackend struct {
 	compute.Backend
 	calls *atomic.Int64
@@ -189,6 +189,12 @@ func (f countingFunction) ConvGeneral(input, kernel compute.Value, axes compute.
 	f.calls.Add(1)
 	return f.Function.ConvGeneral(input, kernel, axes, strides, paddings, inputDilations, kernelDilations,
 		channelGroupCount, batchGroupCount)
+}
+
+func (f countingFunction) ReduceWindow(x compute.Value, op compute.ReduceOpType,
+	window, strides, inputDilations, windowDilations []int, paddings [][2]int) (compute.Value, error) {
+	f.calls.Add(1)
+	return f.Function.ReduceWindow(x, op, window, strides, inputDilations, windowDilations, paddings)
 }
 
 // backends returns the plain Go backend, the decorated one, and the counter of the

@@ -1,0 +1,68 @@
+package fastconv
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/graph"
+)
+
+// Window reductions on the decorated backend equal the Go backend's own, on
+// random pooling configurations and on the two that CNNs emit most: a
+// max-pool with padding and a global average pool, forward and gradient.
+func TestReduceWindowMatchesBackend(t *testing.T) {
+	direct, fast, fallbacks := backends(t)
+	rng := rand.New(rand.NewPCG(7, 11))
+	ops := []compute.ReduceOpType{compute.ReduceOpSum, compute.ReduceOpMax, compute.ReduceOpMin}
+	for i := range 60 {
+		dtype := []dtypes.DType{dtypes.Float32, dtypes.Float64}[i%2]
+		op := ops[i%3]
+		dims := []int{1 + rng.IntN(2), 1 + rng.IntN(3), 3 + rng.IntN(6), 3 + rng.IntN(6)}
+		window := []int{1, 1, 1 + rng.IntN(3), 1 + rng.IntN(3)}
+		strides := []int{1, 1, 1 + rng.IntN(2), 1 + rng.IntN(2)}
+		pads := [][2]int{{0, 0}, {0, 0}, {rng.IntN(2), rng.IntN(2)}, {rng.IntN(2), rng.IntN(2)}}
+		if i%5 == 0 { // global
+			window, strides, pads = []int{1, 1, dims[2], dims[3]}, nil, nil
+		}
+		x := randomArray(rng, dtype, dims)
+		fn := func(in []*graph.Node) []*graph.Node {
+			return []*graph.Node{graph.BackendReduceWindow(in[0], op, window, strides, nil, nil, pads)}
+		}
+		t.Run(fmt.Sprintf("%d/%s/%s/w%v/s%v/p%v", i, dtype, op, window, strides, pads), func(t *testing.T) {
+			want := run(t, direct, fn, x)
+			fallbacks.Store(0)
+			got := run(t, fast, fn, x)
+			if n := fallbacks.Load(); n != 0 {
+				t.Fatalf("%d window reductions took the fallback", n)
+			}
+			assertClose(t, "reduce window", dtype, got[0], want[0])
+		})
+	}
+	for _, c := range []struct {
+		name string
+		pool func(x *graph.Node) *graph.Node
+	}{
+		{"max-pool 3x3 stride 2 padded", func(x *graph.Node) *graph.Node { return graph.MaxPool(x).Window(3).Strides(2).PadSame().Done() }},
+		{"global average pool", func(x *graph.Node) *graph.Node { return graph.MeanPool(x).WindowPerAxis(7, 7).Done() }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			x := randomArray(rng, dtypes.Float32, []int{2, 7, 7, 5})
+			fn := func(in []*graph.Node) []*graph.Node {
+				y := c.pool(in[0])
+				loss := graph.ReduceAllSum(graph.Mul(y, y))
+				return []*graph.Node{y, graph.Gradient(loss, in[0])[0]}
+			}
+			want := run(t, direct, fn, x)
+			fallbacks.Store(0)
+			got := run(t, fast, fn, x)
+			if n := fallbacks.Load(); n != 0 {
+				t.Fatalf("%d window reductions took the fallback", n)
+			}
+			assertClose(t, "pool", dtypes.Float32, got[0], want[0])
+			assertClose(t, "pool gradient", dtypes.Float32, got[1], want[1])
+		})
+	}
+}
