@@ -2,6 +2,7 @@ package models
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math"
@@ -70,10 +71,21 @@ func loadWeights(dir fs.FS, weights []weight) (*model.Store, error) {
 	return store, nil
 }
 
-// saveWeights writes the weights of store into dir, creating it, one .npy
-// file per variable as loadWeights reads them; other variables (optimizer
-// state) are left out. Every variable is checked before anything is written,
-// and each file is written whole or not at all.
+// writeNPY writes one weights file; tests replace it to fail midway.
+var writeNPY = npy.WriteFloat32
+
+// saveWeights writes the weights of store into dir, one .npy file per
+// variable as loadWeights reads them; other variables (optimizer state) are
+// left out. Every variable is checked before anything is written.
+//
+// The folder is replaced as a whole: the files are written into a new
+// sibling folder (".<name>.new-*", with copies of the old folder's other,
+// non-.npy files), which then takes dir's place by two renames: dir to
+// ".<name>.old-*", the new folder to dir; the old one is then deleted. A
+// failure at any point before the renames leaves dir as it was and removes
+// the new folder; if the second rename fails, the first is undone. Only a
+// crash between the two renames, a moment, leaves no dir, with the previous
+// weights intact in ".<name>.old-*".
 func saveWeights(store *model.Store, dir string, weights []weight) error {
 	values := make([][]float32, len(weights))
 	for i, w := range weights {
@@ -92,13 +104,70 @@ func saveWeights(store *model.Store, dir string, weights []weight) error {
 			return fmt.Errorf("variable %s: %w", w.path(), err)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir = filepath.Clean(dir)
+	parent, name := filepath.Dir(dir), filepath.Base(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+name+".new-")
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700.
 		return err
 	}
 	for i, w := range weights {
-		if err := npy.WriteFloat32(filepath.Join(dir, w.file()), values[i], w.dims...); err != nil {
+		if err := writeNPY(filepath.Join(tmp, w.file()), values[i], w.dims...); err != nil {
 			return err
 		}
+	}
+	old := ""
+	switch entries, err := os.ReadDir(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	default:
+		// Keep the folder's other files (a README, say).
+		for _, e := range entries {
+			if !e.Type().IsRegular() || strings.HasSuffix(e.Name(), ".npy") {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err == nil {
+				err = os.WriteFile(filepath.Join(tmp, e.Name()), data, 0o644)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		// A name for the old folder: reserve one, then free it for the rename.
+		if old, err = os.MkdirTemp(parent, "."+name+".old-"); err != nil {
+			return err
+		}
+		if err := os.Remove(old); err != nil {
+			return err
+		}
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("replacing %s: %w", dir, err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			if err2 := os.Rename(old, dir); err2 != nil {
+				return fmt.Errorf("replacing %s: %w; the previous weights are in %s", dir, err, old)
+			}
+		}
+		return fmt.Errorf("replacing %s: %w", dir, err)
+	}
+	done = true
+	if old != "" {
+		os.RemoveAll(old)
 	}
 	return nil
 }

@@ -26,6 +26,10 @@ type evalFlags struct {
 }
 
 func runEval(args []string, stdout, stderr io.Writer) error {
+	// `convlens eval DATASET` measures a built-in model's accuracy and localisation.
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return runAccuracy(args, stdout, stderr)
+	}
 	fs := newFlags("eval", stderr)
 	var f evalFlags
 	fs.StringVar(&f.model, "model", "", "model: an .onnx file or a built-in model name")

@@ -2,7 +2,9 @@
 //
 //	convlens demo --out DIR
 //	convlens layers --model M.onnx
-//	convlens train mnist [--out DIR]
+//	convlens train mnist|lesions [--shortcut]|cells [--grey] [--out DIR]
+//	convlens eval mnist|lesions [--shortcut]|cells [--grey]
+//	convlens eval --metric deletion|insertion|drop|road|sanity --method NAME --model M ...
 //	convlens features --model M (--image IMG | --input X.npy) --layers A,B|all --out DIR [--top K]
 //	convlens cam --model M.onnx (--image IMG | --input X.npy) --layer NAME[,NAME...]
 //	             [--method gradcam] [--class N | --top K] [--raw]
@@ -35,7 +37,7 @@ var commands = []command{
 	{"demo", "the textbook walkthrough on the embedded models, offline: one HTML page and its pictures", runDemo},
 	{"layers", "list a model's layers: name, op type, output shape", runLayers},
 	{"cam", "compute class activation maps (Grad-CAM) for images", runCAM},
-	{"eval", "score how faithful a method's maps are: deletion, insertion, drop, road, sanity", runEval},
+	{"eval", "a built-in model's accuracy and localisation (eval mnist|lesions|cells), or how faithful a method's maps are (eval --metric ...)", runEval},
 	{"train", "retrain a built-in model from its seed and rewrite its weights", runTrain},
 	{"features", "feature maps of layers: filter-grid PNGs and stats.json", runFeatures},
 	{"report", "one-page-per-image HTML report of heat maps, for print and for readers who do not run code", runReport},

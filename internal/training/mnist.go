@@ -12,19 +12,13 @@ import (
 	"math"
 	"time"
 
+	"github.com/convlens/convlens/internal/evaluation"
 	"github.com/convlens/convlens/internal/mnistdata"
 	"github.com/convlens/convlens/models"
 	"github.com/gomlx/compute"
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/exceptions"
-	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
-	"github.com/gomlx/gomlx/ml/train"
-	"github.com/gomlx/gomlx/ml/train/loss"
-	"github.com/gomlx/gomlx/ml/train/optimizer"
-	"github.com/gomlx/gomlx/ml/train/optimizer/cosineschedule"
 )
 
 // MNISTConfig configures [TrainMNIST]. Start from [DefaultMNISTConfig],
@@ -93,19 +87,6 @@ func (cfg MNISTConfig) validate() error {
 	return nil
 }
 
-// MNISTProgress reports the state of a [TrainMNIST] run.
-type MNISTProgress struct {
-	// Epoch (from 1) and Step (from 1, counted over the whole run) just completed,
-	// out of Epochs and Steps.
-	Epoch, Epochs, Step, Steps int
-	// Loss is the cross-entropy of the step's batch.
-	Loss float64
-	// Elapsed is the training time so far.
-	Elapsed time.Duration
-	// Done is true once, for the final report after the evaluation.
-	Done bool
-}
-
 // MNISTReport is the outcome of [TrainMNIST].
 type MNISTReport struct {
 	// Config is the configuration used, defaults filled in.
@@ -163,64 +144,37 @@ func TrainMNIST(cfg MNISTConfig) (*MNISTReport, error) {
 		totalSteps = min(totalSteps, cfg.MaxSteps)
 	}
 
-	backend := cfg.Backend
-	if backend == nil {
-		if backend, err = gobackend.New(""); err != nil {
-			return nil, fmt.Errorf("starting the pure-Go backend: %w", err)
-		}
-		defer backend.Finalize()
+	backend, release, err := ownBackend(cfg.Backend)
+	if err != nil {
+		return nil, err
 	}
+	defer release()
 
-	store := model.NewStore()
-	store.SetParam(model.ParamInitialSeed, cfg.Seed)
-	lr := cfg.LearningRate
-	modelFn := func(scope *model.Scope, x *graph.Node) *graph.Node {
-		cosineschedule.New(scope, x.Graph(), dtypes.Float32).
-			LearningRate(lr).PeriodSteps(totalSteps + 1).Done()
-		return models.MNISTForward(scope, x, func(_ string, n *graph.Node) *graph.Node { return n })
-	}
-	trainer := train.NewTrainer(backend, store, modelFn, loss.SparseCategoricalCrossEntropyLogits,
-		optimizer.Adam().LearningRate(lr).Done(), nil, nil)
-
-	report := &MNISTReport{Config: cfg, Store: store, TrainDigits: n, Backend: backend.Name(),
-		HeldOutAccuracy: math.NaN()}
 	rng := mnistdata.SplitMix64(uint64(cfg.Seed))
 	batch := newBatcher(trainSet, cfg.Augment)
-	start := time.Now()
-	step := 0
-	for epoch := 1; epoch <= cfg.Epochs && step < totalSteps; epoch++ {
-		order := mnistdata.Permutation(n, rng.Uint64())
-		for b := 0; b < stepsPerEpoch && step < totalSteps; b++ {
-			x, y := batch.make(order[b*cfg.BatchSize:(b+1)*cfg.BatchSize], &rng)
-			metrics, err := trainer.TrainStep(train.Batch{Inputs: []*tensors.Tensor{x}, Labels: []*tensors.Tensor{y}})
-			if err != nil {
-				return nil, fmt.Errorf("training step %d: %w", step+1, err)
-			}
-			l, err := scalar(metrics[0])
-			for _, m := range metrics {
-				m.FinalizeAll()
-			}
-			if err != nil {
-				return nil, fmt.Errorf("training step %d: reading the loss: %w", step+1, err)
-			}
-			if math.IsNaN(l) || math.IsInf(l, 0) {
-				return nil, fmt.Errorf("training step %d: the loss is %v (lower the learning rate)", step+1, l)
-			}
-			step++
-			report.Losses = append(report.Losses, l)
-			if cfg.Progress != nil {
-				cfg.Progress(MNISTProgress{Epoch: epoch, Epochs: cfg.Epochs, Step: step, Steps: totalSteps,
-					Loss: l, Elapsed: time.Since(start)})
-			}
-		}
+	var order []int
+	l := loop{
+		forward: models.MNISTForward, seed: cfg.Seed, learningRate: cfg.LearningRate,
+		epochs: cfg.Epochs, stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps, backend: backend,
+		startEpoch: func(int) { order = mnistdata.Permutation(n, rng.Uint64()) },
+		batch: func(_, b int) (x, y *tensors.Tensor, err error) {
+			x, y = batch.make(order[b*cfg.BatchSize:(b+1)*cfg.BatchSize], &rng)
+			return x, y, nil
+		},
+		progress: cfg.Progress,
 	}
-	report.Steps = step
-	report.TrainTime = time.Since(start)
+	res, err := l.run()
+	if err != nil {
+		return nil, err
+	}
+	store := res.store
+	report := &MNISTReport{Config: cfg, Store: store, TrainDigits: n, Backend: backend.Name(),
+		HeldOutAccuracy: math.NaN(), Losses: res.losses, Steps: res.steps, TrainTime: res.trainTime}
 
 	report.Model = models.NewNative(models.MNISTName, models.MNISTInput, store, models.MNISTForward).
 		SetLabels(models.MNISTLabels())
 	if !cfg.SkipEval {
-		start = time.Now()
+		start := time.Now()
 		runner := models.NewRunner(backend, report.Model)
 		correct, err := CountCorrect(runner, heldOut, 500)
 		runner.Close()
@@ -232,28 +186,12 @@ func TrainMNIST(cfg MNISTConfig) (*MNISTReport, error) {
 		report.HeldOutAccuracy = float64(correct) / float64(heldOut.Len())
 	}
 	if cfg.Backend == nil {
-		// The backend is finalised on return: move the weights to host memory
-		// so that the store outlives it (and can run on any other backend).
-		for v := range store.IterVariables() {
-			if !v.HasValue() {
-				continue
-			}
-			t, err := v.Value()
-			if err == nil {
-				err = t.ToLocal()
-			}
-			if err != nil {
-				return nil, fmt.Errorf("copying variable %s off the backend: %w", v.Path(), err)
-			}
+		if err := detach(store); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.Progress != nil {
-		last := math.NaN()
-		if len(report.Losses) > 0 {
-			last = report.Losses[len(report.Losses)-1]
-		}
-		cfg.Progress(MNISTProgress{Epoch: min(cfg.Epochs, (step+stepsPerEpoch-1)/stepsPerEpoch), Epochs: cfg.Epochs,
-			Step: step, Steps: totalSteps, Loss: last, Elapsed: report.TrainTime, Done: true})
+		cfg.Progress(l.finalProgress(res))
 	}
 	return report, nil
 }
@@ -265,33 +203,11 @@ func CountCorrect(r *models.Runner, d *mnistdata.Digits, batch int) (int, error)
 		return 0, errors.New("no digits to evaluate")
 	}
 	pixels := d.Float32()
-	plane := mnistdata.Rows * mnistdata.Cols
-	correct := 0
-	for lo := 0; lo < d.Len(); lo += batch {
-		hi := min(lo+batch, d.Len())
-		x := tensors.FromFlatDataAndDimensions(pixels[lo*plane:hi*plane], models.MNISTInput.Shape(hi-lo)...)
-		logits, _, err := r.Run(x)
-		x.FinalizeAll()
-		if err != nil {
-			return 0, err
-		}
-		flat := tensors.MustCopyFlatData[float32](logits)
-		logits.FinalizeAll()
-		classes := len(flat) / (hi - lo)
-		for i := range hi - lo {
-			row := flat[i*classes : (i+1)*classes]
-			best := 0
-			for c, v := range row {
-				if v > row[best] {
-					best = c
-				}
-			}
-			if best == int(d.Labels[lo+i]) {
-				correct++
-			}
-		}
-	}
-	return correct, nil
+	const plane = mnistdata.Rows * mnistdata.Cols
+	return evaluation.Correct(r, d.Len(), batch, func(i int, dst []float32) int {
+		copy(dst, pixels[i*plane:(i+1)*plane])
+		return int(d.Labels[i])
+	})
 }
 
 // batcher assembles training batches, with random affine distortions.
