@@ -25,8 +25,8 @@ func TestDemoWritesPageAndPictures(t *testing.T) {
 		t.Fatal(err)
 	}
 	srcs := regexp.MustCompile(`<img src="([^"]+)"`).FindAllStringSubmatch(string(page), -1)
-	if len(srcs) < 5 {
-		t.Fatalf("page shows %d pictures, want the pixel view, three feature grids and Grad-CAM", len(srcs))
+	if len(srcs) < 7 {
+		t.Fatalf("page shows %d pictures, want the pixel view, three feature grids, Grad-CAM on digits, the lesions and the shortcut", len(srcs))
 	}
 	for _, s := range srcs {
 		f, err := os.Open(filepath.Join(dir, s[1]))
@@ -38,7 +38,12 @@ func TestDemoWritesPageAndPictures(t *testing.T) {
 		}
 		f.Close()
 	}
-	for _, want := range []string{`Blank channels by depth, for this digit: relu1 \d+%`, `classifies \d+ of these 10 digits correctly`} {
+	for _, want := range []string{
+		`Blank channels by depth, for this digit: relu1 \d+%`,
+		`classifies \d+ of these 10 digits correctly`,
+		`On 500 held-out images: accuracy 0\.9\d+, pointing game 0\.9\d+, energy in mask 0\.[6-9]\d+`,
+		`accuracy uncorrelated 0\.[0-6]\d+, accuracy reversed 0\.\d+, energy on ruler 0\.[3-9]`,
+	} {
 		if !regexp.MustCompile(want).Match(page) {
 			t.Errorf("page lacks %q", want)
 		}
