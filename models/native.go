@@ -83,7 +83,10 @@ func (m *Native) Check() ([]Layer, error) {
 // Forward runs the forward function, collecting the requested taps.
 func (m *Native) Forward(scope *model.Scope, x *graph.Node, layers []string) (*graph.Node, []*graph.Node) {
 	acts := make([]*graph.Node, len(layers))
-	logits := m.forward(scope, x, func(name string, n *graph.Node) *graph.Node {
+	// A method may run the model several times in one graph (Integrated
+	// Gradients, SmoothGrad): each run reuses the same weights, so the
+	// scopes it enters count as new.
+	logits := m.forward(scope.ResetVisited(), x, func(name string, n *graph.Node) *graph.Node {
 		for i, want := range layers {
 			if want == name {
 				acts[i] = n

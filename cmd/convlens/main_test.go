@@ -210,3 +210,22 @@ func writeNPYFile(t *testing.T, dir, name, expr string) string {
 	testutil.Python(t, "import numpy as np; np.save('"+path+"', "+expr+")")
 	return path
 }
+
+// Every method runs on an embedded (native GoMLX) model too, including those
+// that run the model several times in one graph (Integrated Gradients,
+// SmoothGrad), which must reuse its weights.
+func TestCamAllMethodsOnEmbeddedModel(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "all.png")
+	code, _, errOut := convlens(t, "cam", "--model", "mnist", "--image", catImage, "--layer", "relu3", "--method", "all", "--out-png", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := png.Decode(f); err != nil {
+		t.Fatal(err)
+	}
+}
