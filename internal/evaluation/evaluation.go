@@ -288,32 +288,12 @@ func argmax(row []float32) int {
 }
 
 // PointingHit reports whether the largest value of m lies in mask (row-major,
-// m's size); see the package doc.
-func PointingHit(m display.Map, mask []bool) bool {
-	best := 0
-	for i, v := range m.Values {
-		if v > m.Values[best] {
-			best = i
-		}
-	}
-	return mask[best]
-}
+// m's size); see the package doc. It is gradcam.PointingHit.
+func PointingHit(m display.Map, mask []bool) bool { return gradcam.PointingHit(m, mask) }
 
 // EnergyFraction is Σ_{p∈mask} m(p) / Σ_p m(p), 0 when the map sums to 0;
-// see the package doc. m's values are non-negative (a normalised Grad-CAM map).
-func EnergyFraction(m display.Map, mask []bool) float64 {
-	var in, total float64
-	for i, v := range m.Values {
-		total += float64(v)
-		if mask[i] {
-			in += float64(v)
-		}
-	}
-	if total <= 0 {
-		return 0
-	}
-	return in / total
-}
+// see the package doc. It is gradcam.EnergyFraction.
+func EnergyFraction(m display.Map, mask []bool) float64 { return gradcam.EnergyFraction(m, mask) }
 
 // LesionStats are the measurements of a lesion model on a set of images.
 type LesionStats struct {
