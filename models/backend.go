@@ -9,8 +9,8 @@ import (
 
 	"github.com/convlens/convlens/internal/fastconv"
 	"github.com/gomlx/compute"
-	_ "github.com/gomlx/gomlx/backends/default" // Registers "xla" and "go".
 	"github.com/gomlx/go-xla/compute/xla"
+	_ "github.com/gomlx/gomlx/backends/default" // Registers "xla" and "go".
 )
 
 // Environment variables that steer [DefaultBackend].

@@ -50,7 +50,6 @@ var mnistVariables = []weight{
 	{"logits", "biases", []int{10}},
 }
 
-
 // MNISTForward is the MNIST network as a [ForwardFunc]: x is a batch shaped
 // [N, 28, 28, 1] (see [MNISTInput]) and the result the logits, [N, 10]. Its
 // variables are created in scope with GoMLX's default (He) initialiser when
