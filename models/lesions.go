@@ -3,9 +3,6 @@ package models
 import (
 	"fmt"
 
-	"github.com/gomlx/compute"
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/layers/activation"
 	"github.com/gomlx/gomlx/ml/model"
@@ -79,44 +76,18 @@ func (a smallCNN) forward(scope *model.Scope, x *graph.Node, tap Tap) *graph.Nod
 		x = tap("grey", graph.Reshape(graph.MatMul(graph.Reshape(x, -1, 3), graph.Reshape(w, 3, 1)), d[0], d[1], d[2], 1))
 	}
 	x = graph.MulScalar(graph.AddScalar(x, -0.5), 4)
-	x = tap("conv1", conv3x3Stride2(scope.In("conv1"), x, a.widths[0]))
+	x = tap("conv1", conv3x3(scope.In("conv1"), x, a.widths[0], 2))
 	x = tap("relu1", activation.Relu(x))
 	x = tap("pool1", mnistMaxPool2x2(x))
-	x = tap("conv2", mnistConv3x3(scope.In("conv2"), x, a.widths[1]))
+	x = tap("conv2", conv3x3(scope.In("conv2"), x, a.widths[1], 1))
 	x = tap("relu2", activation.Relu(x))
 	x = tap("pool2", mnistMaxPool2x2(x))
-	x = tap("conv3", mnistConv3x3(scope.In("conv3"), x, a.widths[2]))
+	x = tap("conv3", conv3x3(scope.In("conv3"), x, a.widths[2], 1))
 	x = tap("relu3", activation.Relu(x))
-	x = tap("conv4", mnistConv3x3(scope.In("conv4"), x, a.widths[3]))
+	x = tap("conv4", conv3x3(scope.In("conv4"), x, a.widths[3], 1))
 	x = tap("relu4", activation.Relu(x))
 	x = tap("gap", graph.ReduceMean(x, 1, 2))
 	return tap("logits", mnistDense(scope.In("logits"), x, a.classes))
-}
-
-// conv3x3Stride2 is a 3x3 convolution with stride 2, zero padding of one
-// pixel and a bias, over x shaped [N, H, W, C] with even H and W: the output
-// is [N, H/2, W/2, out], as mnistConv3x3 followed by taking every other row
-// and column, but computing only those.
-func conv3x3Stride2(scope *model.Scope, x *graph.Node, out int) *graph.Node {
-	g := x.Graph()
-	dims := x.Shape().Dimensions
-	n, h, w, c := dims[0], dims[1], dims[2], dims[3]
-	kernel := scope.VariableWithShape("weights", shapes.Make(dtypes.Float32, 3, 3, c, out)).NodeValue(g)
-	bias := scope.VariableWithShape("biases", shapes.Make(dtypes.Float32, out)).NodeValue(g)
-	padded := graph.Pad(x, graph.ScalarZero(g, x.DType()),
-		compute.PadAxis{}, compute.PadAxis{Start: 1, End: 1}, compute.PadAxis{Start: 1, End: 1}, compute.PadAxis{})
-	windows := make([]*graph.Node, 0, 9)
-	for dy := range 3 {
-		for dx := range 3 {
-			windows = append(windows, graph.Slice(padded, graph.AxisRange(),
-				graph.AxisRange(dy, dy+h-1).Stride(2), graph.AxisRange(dx, dx+w-1).Stride(2), graph.AxisRange()))
-		}
-	}
-	h, w = h/2, w/2
-	cols := graph.Reshape(graph.Concatenate(windows, -1), n*h*w, 9*c)
-	y := graph.MatMul(cols, graph.Reshape(kernel, 9*c, out))
-	y = graph.Add(y, graph.ExpandLeftToRank(bias, 2))
-	return graph.Reshape(y, n, h, w, out)
 }
 
 // variables lists the network's weights for an input with `in` channels.

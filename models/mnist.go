@@ -60,29 +60,31 @@ var mnistVariables = []weight{
 // the channels, then one matrix multiply), which the pure-Go backend runs
 // several times faster than its direct convolution, forwards and backwards.
 func MNISTForward(scope *model.Scope, x *graph.Node, tap Tap) *graph.Node {
-	x = tap("conv1", mnistConv3x3(scope.In("conv1"), x, 16))
+	x = tap("conv1", conv3x3(scope.In("conv1"), x, 16, 1))
 	x = tap("relu1", activation.Relu(x))
 	x = tap("pool1", mnistMaxPool2x2(x))
-	x = tap("conv2", mnistConv3x3(scope.In("conv2"), x, 32))
+	x = tap("conv2", conv3x3(scope.In("conv2"), x, 32, 1))
 	x = tap("relu2", activation.Relu(x))
 	x = tap("pool2", mnistMaxPool2x2(x))
-	x = tap("conv3", mnistConv3x3(scope.In("conv3"), x, 64))
+	x = tap("conv3", conv3x3(scope.In("conv3"), x, 64, 1))
 	x = tap("relu3", activation.Relu(x))
 	x = graph.Reshape(x, x.Shape().Dimensions[0], -1)
 	return tap("logits", mnistDense(scope.In("logits"), x, 10))
 }
 
-// mnistConv3x3 is a 3x3 convolution with stride 1, zero "same" padding and a
-// bias, over x shaped [N, H, W, C], as im2col: the nine shifted windows of
-// the padded input are concatenated into [N, H, W, 9C], in kernel order
-// (dy, dx, c), and multiplied by the kernel reshaped to [9C, out].
-func mnistConv3x3(scope *model.Scope, x *graph.Node, out int) *graph.Node {
+// conv3x3 is a 3x3 convolution with zero padding of one pixel, the given
+// stride and a bias, over x shaped [N, H, W, C], as im2col: the nine shifted
+// (strided) windows of the padded input are concatenated into [N, H', W', 9C],
+// in kernel order (dy, dx, c), and multiplied by the kernel reshaped to
+// [9C, out]. With stride 1 the output keeps the input's size ("same").
+func conv3x3(scope *model.Scope, x *graph.Node, out, stride int) *graph.Node {
 	g := x.Graph()
 	dims := x.Shape().Dimensions
 	if len(dims) != 4 {
-		panic(fmt.Errorf("mnistConv3x3: input shaped %v, want [N H W C]", dims))
+		panic(fmt.Errorf("conv3x3: input shaped %v, want [N H W C]", dims))
 	}
 	n, h, w, c := dims[0], dims[1], dims[2], dims[3]
+	oh, ow := (h-1)/stride+1, (w-1)/stride+1
 	kernel := scope.VariableWithShape("weights", shapes.Make(dtypes.Float32, 3, 3, c, out)).NodeValue(g)
 	bias := scope.VariableWithShape("biases", shapes.Make(dtypes.Float32, out)).NodeValue(g)
 	padded := graph.Pad(x, graph.ScalarZero(g, x.DType()),
@@ -91,13 +93,14 @@ func mnistConv3x3(scope *model.Scope, x *graph.Node, out int) *graph.Node {
 	for dy := range 3 {
 		for dx := range 3 {
 			windows = append(windows, graph.Slice(padded, graph.AxisRange(),
-				graph.AxisRange(dy, dy+h), graph.AxisRange(dx, dx+w), graph.AxisRange()))
+				graph.AxisRange(dy, dy+(oh-1)*stride+1).Stride(stride),
+				graph.AxisRange(dx, dx+(ow-1)*stride+1).Stride(stride), graph.AxisRange()))
 		}
 	}
-	cols := graph.Reshape(graph.Concatenate(windows, -1), n*h*w, 9*c)
+	cols := graph.Reshape(graph.Concatenate(windows, -1), n*oh*ow, 9*c)
 	y := graph.MatMul(cols, graph.Reshape(kernel, 9*c, out))
 	y = graph.Add(y, graph.ExpandLeftToRank(bias, 2))
-	return graph.Reshape(y, n, h, w, out)
+	return graph.Reshape(y, n, oh, ow, out)
 }
 
 // mnistMaxPool2x2 takes the maximum of each 2x2 block of x, shaped [N, H, W, C]
