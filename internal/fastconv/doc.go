@@ -17,6 +17,11 @@
 // the forward pass of the usual layouts (NCHW with OIHW kernels, NHWC with HWIO kernels)
 // transposes nothing.
 //
+// The decorated backend also lowers pooling (ReduceWindow) onto reductions and shifted
+// slices, and gives binary ops (Add, Sub, Mul, Div, Max, Min, Pow) whose smaller operand
+// the backend would broadcast element by element, such as an NCHW bias [1, C, 1, 1] at
+// batch size > 1, an operand it broadcasts by rows instead (see broadcast.go).
+//
 // # Covered
 //
 // Everything that CNN forward and backward passes emit, in float32 and float64:
