@@ -284,10 +284,48 @@ func (c *conv) prod(axes []axis) int {
 // sameOrder reports whether two orderings of the same logical axes lay out the data
 // identically, that is, whether they only differ by the position of axes of size 1.
 func (c *conv) sameOrder(a, b []axis) bool {
-	nonUnit := func(axes []axis) []axis {
-		return slices.DeleteFunc(slices.Clone(axes), func(x axis) bool { return c.size[x] == 1 })
+	return slices.Equal(c.nonUnit(a), c.nonUnit(b))
+}
+
+// nonUnit returns axes without those of size 1.
+func (c *conv) nonUnit(axes []axis) []axis {
+	return slices.DeleteFunc(slices.Clone(axes), func(x axis) bool { return c.size[x] == 1 })
+}
+
+// transposition returns the Transpose that lays out a tensor whose memory layout is from as
+// to, on as few axes as possible: axes of size 1 are dropped and axes that stay adjacent and
+// in order are merged. dims are the merged dimensions of the input, perm their permutation.
+// The backend has fast paths for few axes, notably for any permutation that keeps the last
+// axis in place, which it copies in runs.
+func (c *conv) transposition(from, to []axis) (dims, perm []int) {
+	f, t := c.nonUnit(from), c.nonUnit(to)
+	var starts []int // Index in f of the first axis of each merged axis.
+	for i, a := range f {
+		if i == 0 || slices.Index(t, a) != slices.Index(t, f[i-1])+1 {
+			starts = append(starts, i)
+			dims = append(dims, 1)
+		}
+		dims[len(dims)-1] *= c.size[a]
 	}
-	return slices.Equal(nonUnit(a), nonUnit(b))
+	for _, a := range t {
+		if g := slices.Index(starts, slices.Index(f, a)); g >= 0 {
+			perm = append(perm, g)
+		}
+	}
+	return dims, perm
+}
+
+// transposeCost is the cost of a Transpose of the given merged dimensions and permutation:
+// copies of runs if it keeps the last axis in place, element by element otherwise.
+func transposeCost(dims, perm []int) float64 {
+	size := 1
+	for _, d := range dims {
+		size *= d
+	}
+	if last := len(dims) - 1; perm[last] == last {
+		return copyCost*float64(size) + chunkCost*float64(size)/float64(dims[last])
+	}
+	return float64(size)
 }
 
 // arrangeCost is the cost of turning a tensor whose memory layout is from into one laid out
@@ -296,7 +334,7 @@ func (c *conv) sameOrder(a, b []axis) bool {
 func (c *conv) arrangeCost(from []axis, physicalDims []int, to []axis) float64 {
 	switch {
 	case !c.sameOrder(from, to):
-		return float64(c.prod(from))
+		return transposeCost(c.transposition(from, to))
 	case physicalDims == nil || slices.Equal(physicalDims, c.dims(to)):
 		return 0
 	default:
@@ -304,30 +342,26 @@ func (c *conv) arrangeCost(from []axis, physicalDims []int, to []axis) float64 {
 	}
 }
 
-// arrange returns x, whose memory layout is from, laid out as to: a no-op, a Reshape or a
-// Transpose (preceded by a Reshape that splits the group axis, if needed).
+// arrange returns x, whose memory layout is from, laid out as to: a no-op, a Reshape, or a
+// Transpose of the fewest axes between Reshapes.
 func (c *conv) arrange(x compute.Value, from, to []axis) (compute.Value, error) {
 	shape, err := c.f.Shape(x)
 	if err != nil {
 		return nil, err
 	}
 	toDims := c.dims(to)
-	if c.sameOrder(from, to) {
-		if slices.Equal(shape.Dimensions, toDims) {
-			return x, nil
-		}
-		return c.f.Reshape(x, toDims...)
-	}
-	if fromDims := c.dims(from); !slices.Equal(shape.Dimensions, fromDims) {
-		if x, err = c.f.Reshape(x, fromDims...); err != nil {
+	if !c.sameOrder(from, to) {
+		dims, perm := c.transposition(from, to)
+		if x, err = c.reshape(x, dims); err != nil {
 			return nil, err
 		}
+		if x, err = c.f.Transpose(x, perm...); err != nil {
+			return nil, err
+		}
+	} else if slices.Equal(shape.Dimensions, toDims) {
+		return x, nil
 	}
-	perm := make([]int, len(to))
-	for i, a := range to {
-		perm[i] = slices.Index(from, a)
-	}
-	return c.f.Transpose(x, perm...)
+	return c.reshape(x, toDims)
 }
 
 // plan fixes the order of the axes of every tensor of a lowering.
@@ -460,7 +494,7 @@ func (c *conv) complete(p *plan) bool {
 	p.cost = c.arrangeCost(inputLayout, paddedDims, p.windowLayout) +
 		c.arrangeCost(c.kernelLayout(), c.kernelShape.Dimensions, p.kernel)
 	if !c.sameOrder(p.result(c), c.outputLayout()) {
-		p.cost += float64(c.outShape.Size())
+		p.cost += transposeCost(c.transposition(p.result(c), c.outputLayout()))
 	}
 	patchSize := float64(c.prod(p.patches))
 	numWindows := c.prod(p.patches[p.loopAt : p.loopAt+n])
