@@ -1,6 +1,7 @@
 package fastconv
 
 import (
+	"math"
 	"slices"
 
 	"github.com/gomlx/compute"
@@ -377,6 +378,10 @@ type plan struct {
 	loopAt int
 	// gather: the windows are taken by one Gather rather than by Slice ops.
 	gather bool
+	// phased: before the Gather, the phase axes of the split (strided) spatial axes are
+	// moved in front of the spatial axes, so that strided windows are contiguous along
+	// their last axis instead of one element long.
+	phased bool
 	// contractFirst: patches hold the contracting axes before the cross axes.
 	contractFirst bool
 	// cross and contract are the cross (B, Y) and contracting (C, K) axes, in patches order.
@@ -498,23 +503,50 @@ func (c *conv) complete(p *plan) bool {
 	}
 	patchSize := float64(c.prod(p.patches))
 	numWindows := c.prod(p.patches[p.loopAt : p.loopAt+n])
-	run := c.gatherRun(p)
-	switch {
-	case numWindows == 1 && c.wholeWindow():
-		// The only window is the padded input itself.
-	case run >= minGatherRun:
-		p.gather = true
-		p.cost += copyCost*patchSize + chunkCost*patchSize/float64(run)
-	case numWindows > maxSlices:
-		return false
-	default:
-		p.cost += patchSize // Slice copies element by element,
-		if numWindows > 1 { // and Concatenate by runs.
-			concatRun := c.prod(p.patches[p.loopAt+n:])
-			p.cost += copyCost*patchSize + chunkCost*patchSize/float64(concatRun)
+	if numWindows == 1 && c.wholeWindow() {
+		return true // The only window is the padded input itself.
+	}
+	// The cheapest way to take the windows: one Gather, one Gather after moving the
+	// phases of strided axes forward, or Slice ops.
+	gatherCost := func(run int) float64 {
+		return copyCost*patchSize + chunkCost*patchSize/float64(run)
+	}
+	best := math.Inf(1)
+	if run := c.gatherRun(p, false); run >= minGatherRun {
+		best, p.gather = gatherCost(run), true
+	}
+	if c.anySplit() {
+		if run := c.gatherRun(p, true); run >= minGatherRun {
+			if cost := float64(c.prod(p.windowLayout)) + gatherCost(run); cost < best {
+				best, p.gather, p.phased = cost, true, true
+			}
 		}
 	}
+	if numWindows <= maxSlices {
+		cost := patchSize // Slice copies element by element,
+		if numWindows > 1 { // and Concatenate by runs.
+			concatRun := c.prod(p.patches[p.loopAt+n:])
+			cost += copyCost*patchSize + chunkCost*patchSize/float64(concatRun)
+		}
+		if cost < best {
+			best, p.gather, p.phased = cost, false, false
+		}
+	}
+	if math.IsInf(best, 1) {
+		return false
+	}
+	p.cost += best
 	return true
+}
+
+// anySplit reports whether the windows are strided along some spatial axis.
+func (c *conv) anySplit() bool {
+	for i := range c.axes.InputSpatial {
+		if c.split(i) {
+			return true
+		}
+	}
+	return false
 }
 
 // wholeWindow reports whether the windows cover the whole padded input (1x1 kernels with
@@ -642,25 +674,31 @@ func (c *conv) split(i int) bool {
 
 // gatherRun returns the number of elements that Gather copies at once: the longest run of
 // trailing window axes that is contiguous both in the (split) padded input and in the
-// patches.
-func (c *conv) gatherRun(p *plan) int {
+// patches. phased tells whether the phase axes of the split axes precede the spatial axes
+// (plan.phased) instead of following each of them.
+func (c *conv) gatherRun(p *plan, phased bool) int {
 	n := len(c.axes.InputSpatial)
+	firstSpatial := slices.IndexFunc(p.windowLayout, func(a axis) bool { return a.kind == inSpatialAxis })
 	run := 1
 	for j := len(p.windowLayout) - 1; j >= 0; j-- {
 		if j == p.loopAt-1 && c.prod(p.patches[p.loopAt:p.loopAt+n]) > 1 {
 			return run // The enumerated axes separate the window axes in the patches.
 		}
 		a := p.windowLayout[j]
-		count := c.size[a]
+		count, size := c.size[a], c.size[a]
 		if a.kind == inSpatialAxis {
+			_, step, windowCount := c.window(a.spatial)
 			if c.split(a.spatial) {
-				return run // The window takes one element of the last axis of the split.
+				if !phased {
+					return run // The window takes one element of the last axis of the split.
+				}
+				size = (size + step - 1) / step
 			}
-			_, _, count = c.window(a.spatial)
+			count = windowCount
 		}
 		run *= count
-		if count != c.size[a] {
-			return run // The window only covers part of the axis.
+		if count != size || (phased && j == firstSpatial) {
+			return run // The window covers part of the axis, or the phase axes come next.
 		}
 	}
 	return run
@@ -705,6 +743,11 @@ func (c *conv) gatherPatches(x compute.Value) (compute.Value, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.phased {
+		if x, err = c.phase(x, dims, collapsed, startIndexMap, sliceSizes); err != nil {
+			return nil, err
+		}
+	}
 	numWindows := c.prod(loop)
 	indices := make([]int32, 0, numWindows*len(startIndexMap))
 	pos := make([]int, n) // Enumerated position, per spatial axis.
@@ -734,6 +777,44 @@ func (c *conv) gatherPatches(x compute.Value) (compute.Value, error) {
 		}
 	}
 	return c.f.Gather(x, indicesValue, n, offsetAxes, collapsed, startIndexMap, sliceSizes, false)
+}
+
+// phase transposes x, the padded input with its strided spatial axes split as dims, so
+// that the phase axes (collapsed) come right before the first spatial axis, and renumbers
+// the Gather parameters that refer to x's axes (collapsed, startIndexMap, sliceSizes) in
+// place. The other axes keep their order, so the Gather's offset axes do not change.
+func (c *conv) phase(x compute.Value, dims, collapsed, startIndexMap, sliceSizes []int) (compute.Value, error) {
+	first := startIndexMap[0] // Position of the first spatial axis.
+	perm := slices.Clone(dims[:0])
+	for i := range first {
+		perm = append(perm, i)
+	}
+	perm = append(perm, collapsed...)
+	for i := first; i < len(dims); i++ {
+		if !slices.Contains(collapsed, i) {
+			perm = append(perm, i)
+		}
+	}
+	x, err := c.f.Transpose(x, perm...)
+	if err != nil {
+		return nil, err
+	}
+	newPos := make([]int, len(perm))
+	for i, old := range perm {
+		newPos[old] = i
+	}
+	sizes := slices.Clone(sliceSizes)
+	for i, old := range perm {
+		sliceSizes[i] = sizes[old]
+	}
+	for i, old := range startIndexMap {
+		startIndexMap[i] = newPos[old]
+	}
+	for i, old := range collapsed {
+		collapsed[i] = newPos[old]
+	}
+	slices.Sort(collapsed)
+	return x, nil
 }
 
 // next advances pos, the enumerated position per spatial axis, in row-major order of the

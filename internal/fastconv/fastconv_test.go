@@ -306,34 +306,80 @@ func TestConformance(t *testing.T) {
 			for withGradients && !c.differentiable(direct) {
 				c = randomConfig(rng)
 			}
-			t.Log(c)
-			x := randomArray(rng, c.dtype, c.inputDims)
-			kernel := randomArray(rng, c.dtype, c.kernelDims)
-			forward := func(nodes []*graph.Node) []*graph.Node {
-				return []*graph.Node{c.conv(nodes[0], nodes[1])}
-			}
-			want := run(t, direct, forward, x, kernel)
-			fallbacks.Store(0)
-			got := run(t, fast, forward, x, kernel)
-			if n := fallbacks.Load(); n != 0 {
-				t.Fatalf("%d convolutions took the fallback", n)
-			}
-			assertClose(t, "forward", c.dtype, got[0], want[0])
-			if !withGradients {
-				return
-			}
-
-			weights := randomArray(rng, c.dtype, c.outputDims())
-			want = run(t, direct, c.gradients, x, kernel, weights)
-			fallbacks.Store(0)
-			got = run(t, fast, c.gradients, x, kernel, weights)
-			if n := fallbacks.Load(); n != 0 {
-				t.Fatalf("%d gradient convolutions took the fallback", n)
-			}
-			assertClose(t, "gradient wrt input", c.dtype, got[0], want[0])
-			assertClose(t, "gradient wrt kernel", c.dtype, got[1], want[1])
+			checkConformance(t, rng, direct, fast, fallbacks, c, withGradients)
 		})
 	}
+}
+
+// TestCNNConvolutions compares the decorated backend with the plain one on the
+// convolutions of the benchmarked CNNs at batch sizes above 1, forward and gradients:
+// the cases whose plans move batch runs and split strided windows by phase.
+func TestCNNConvolutions(t *testing.T) {
+	direct, fast, fallbacks := backends(t)
+	nchw := compute.ConvolveAxesConfig{
+		InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3},
+		KernelOutputChannels: 0, KernelInputChannels: 1, KernelSpatial: []int{2, 3},
+		OutputBatch: 0, OutputChannels: 1, OutputSpatial: []int{2, 3},
+	}
+	same := func(k int) [][2]int { return [][2]int{{k / 2, k / 2}, {k / 2, k / 2}} }
+	for _, c := range []struct {
+		name string
+		convConfig
+	}{
+		{"stem 7x7 stride 2", convConfig{inputDims: []int{2, 3, 30, 30}, kernelDims: []int{8, 3, 7, 7},
+			strides: []int{2, 2}, paddings: same(7), channelGroups: 1}},
+		{"3x3 stride 2", convConfig{inputDims: []int{4, 16, 14, 14}, kernelDims: []int{24, 16, 3, 3},
+			strides: []int{2, 2}, paddings: same(3), channelGroups: 1}},
+		{"1x1 stride 2", convConfig{inputDims: []int{4, 16, 14, 14}, kernelDims: []int{24, 16, 1, 1},
+			strides: []int{2, 2}, channelGroups: 1}},
+		{"1x1 batch 8", convConfig{inputDims: []int{8, 24, 14, 14}, kernelDims: []int{40, 24, 1, 1},
+			channelGroups: 1}},
+		{"3x3 batch 4", convConfig{inputDims: []int{4, 32, 12, 12}, kernelDims: []int{16, 32, 3, 3},
+			paddings: same(3), channelGroups: 1}},
+		{"depthwise 3x3 stride 2", convConfig{inputDims: []int{4, 24, 16, 16}, kernelDims: []int{24, 1, 3, 3},
+			strides: []int{2, 2}, paddings: same(3), channelGroups: 24}},
+		{"depthwise 5x5 batch 8", convConfig{inputDims: []int{8, 12, 14, 14}, kernelDims: []int{12, 1, 5, 5},
+			paddings: same(5), channelGroups: 12}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.convConfig
+			cfg.dtype, cfg.axes, cfg.batchGroups = dtypes.Float32, nchw, 1
+			checkConformance(t, rand.New(rand.NewPCG(2, 3)), direct, fast, fallbacks, cfg, true)
+		})
+	}
+}
+
+// checkConformance compares the decorated backend with the plain one on the convolution c,
+// and on its gradients if withGradients, and checks that none took the fallback.
+func checkConformance(t *testing.T, rng *rand.Rand, direct, fast compute.Backend, fallbacks *atomic.Int64,
+	c convConfig, withGradients bool) {
+	t.Helper()
+	t.Log(c)
+	x := randomArray(rng, c.dtype, c.inputDims)
+	kernel := randomArray(rng, c.dtype, c.kernelDims)
+	forward := func(nodes []*graph.Node) []*graph.Node {
+		return []*graph.Node{c.conv(nodes[0], nodes[1])}
+	}
+	want := run(t, direct, forward, x, kernel)
+	fallbacks.Store(0)
+	got := run(t, fast, forward, x, kernel)
+	if n := fallbacks.Load(); n != 0 {
+		t.Fatalf("%d convolutions took the fallback", n)
+	}
+	assertClose(t, "forward", c.dtype, got[0], want[0])
+	if !withGradients {
+		return
+	}
+
+	weights := randomArray(rng, c.dtype, c.outputDims())
+	want = run(t, direct, c.gradients, x, kernel, weights)
+	fallbacks.Store(0)
+	got = run(t, fast, c.gradients, x, kernel, weights)
+	if n := fallbacks.Load(); n != 0 {
+		t.Fatalf("%d gradient convolutions took the fallback", n)
+	}
+	assertClose(t, "gradient wrt input", c.dtype, got[0], want[0])
+	assertClose(t, "gradient wrt kernel", c.dtype, got[1], want[1])
 }
 
 // TestFallback checks that uncovered convolutions go to the wrapped backend and still give
@@ -354,12 +400,9 @@ func TestFallback(t *testing.T) {
 		strides               []int
 	}{
 		{"float16", dtypes.Float16, axes, []int{1, 3, 6, 6}, []int{2, 3, 3, 3}, nil},
-		// 300 strided windows of single elements: too fragmented for Gather, too many for Slice.
-		{"too many slices", dtypes.Float32, compute.ConvolveAxesConfig{
-			InputBatch: 0, InputChannels: 1, InputSpatial: []int{2},
-			KernelOutputChannels: 0, KernelInputChannels: 1, KernelSpatial: []int{2},
-			OutputBatch: 0, OutputChannels: 1, OutputSpatial: []int{2},
-		}, []int{1, 1, 1200}, []int{1, 1, 300}, []int{2}},
+		// 17x17 = 289 windows, strided along their last axis and only 7 elements long
+		// even with the phases split off: too fragmented for Gather, too many for Slice.
+		{"too many slices", dtypes.Float32, axes, []int{1, 1, 58, 29}, []int{1, 1, 17, 17}, []int{1, 2}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			values := []array{
