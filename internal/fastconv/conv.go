@@ -523,7 +523,7 @@ func (c *conv) complete(p *plan) bool {
 		}
 	}
 	if numWindows <= maxSlices {
-		cost := patchSize // Slice copies element by element,
+		cost := patchSize   // Slice copies element by element,
 		if numWindows > 1 { // and Concatenate by runs.
 			concatRun := c.prod(p.patches[p.loopAt+n:])
 			cost += copyCost*patchSize + chunkCost*patchSize/float64(concatRun)
