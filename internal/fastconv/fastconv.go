@@ -123,6 +123,11 @@ type function struct {
 	compute.Function
 	builder *builder
 	parent  *function // Set for closures only.
+	// zeros are the scalar zero constants built so far, and zeroPadded the values that Pad
+	// built from them, with their operand and padding: a window sum folds such padding
+	// into its own (see ReduceWindow).
+	zeros      map[compute.Value]bool
+	zeroPadded map[compute.Value]zeroPad
 }
 
 // Builder implements compute.Function.

@@ -3,10 +3,12 @@ package fastconv
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/graph"
 )
 
@@ -64,5 +66,35 @@ func TestReduceWindowMatchesBackend(t *testing.T) {
 			assertClose(t, "pool", dtypes.Float32, got[0], want[0])
 			assertClose(t, "pool gradient", dtypes.Float32, got[1], want[1])
 		})
+	}
+}
+
+// A window sum over a tensor that Pad built with zeros reduces the Pad's operand
+// instead, with the padding folded into its own; other fills are left alone.
+func TestWindowSumFoldsZeroPadding(t *testing.T) {
+	_, fast, _ := backends(t)
+	f := fast.Builder("t").Main().(*function)
+	x, err := f.Parameter("x", shapes.Make(dtypes.Float32, 1, 3, 1, 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero, _ := f.Constant([]float32{0})
+	one, _ := f.Constant([]float32{1})
+	config := []compute.PadAxis{{}, {}, {Start: 3, End: 3, Interior: 6}, {Start: 3, End: 3, Interior: 6}}
+	paddings := [][2]int{{0, 0}, {0, 0}, {3, 3}, {3, 3}}
+	zeroPadded, err := f.Pad(x, zero, config...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, folded := f.foldZeroPadding(zeroPadded, paddings)
+	if want := [][2]int{{0, 0}, {0, 0}, {6, 6}, {6, 6}}; v != x || !slices.Equal(folded, want) {
+		t.Errorf("zero padding: got operand %v paddings %v, want x and %v", v == x, folded, want)
+	}
+	onePadded, err := f.Pad(x, one, config...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, folded := f.foldZeroPadding(onePadded, paddings); v != onePadded || !slices.Equal(folded, paddings) {
+		t.Errorf("padding with ones was folded: %v", folded)
 	}
 }
