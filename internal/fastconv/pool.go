@@ -16,9 +16,11 @@ const maxWindowPositions = 64
 // ReduceWindow lowers pooling onto plain ops, which the pure-Go backend runs
 // much faster than its generic window loop (in a ResNet-18 Grad-CAM that loop
 // took 60% of the time: the stem's max-pool and the global average pool's
-// gradient): a global window becomes one reduction over its axes, a small
-// one the combination of its shifted, strided slices. Dilated windows and
-// other dtypes go to the wrapped backend.
+// gradient): a global window becomes one reduction over its axes, a window
+// that meets one element a broadcast, and a small one the combination of its
+// shifted, strided copies of the input, taken by Gather in contiguous runs
+// (see gatherWindows) or, when runs would be short, by Slice. Dilated windows
+// and other dtypes go to the wrapped backend.
 func (f *function) ReduceWindow(x compute.Value, op compute.ReduceOpType,
 	window, strides, inputDilations, windowDilations []int, paddings [][2]int) (compute.Value, error) {
 	if op == compute.ReduceOpSum && len(inputDilations) == 0 {
@@ -122,14 +124,18 @@ func reduceWindow(f compute.Function, x compute.Value, op compute.ReduceOpType,
 	default:
 		return nil, false, nil
 	}
+	steps := make([]int, rank) // Strides; the window size where none are given.
+	for a := range steps {
+		steps[a] = window[a]
+		if strides != nil {
+			steps[a] = strides[a]
+		}
+	}
 	padded, out := make([]int, rank), make([]int, rank)
 	positions, global := 1, true
 	pads := make([]compute.PadAxis, rank)
 	for a, d := range s.Dimensions {
-		stride := window[a]
-		if strides != nil {
-			stride = strides[a]
-		}
+		stride := steps[a]
 		var lo, hi int
 		if paddings != nil {
 			lo, hi = paddings[a][0], paddings[a][1]
@@ -149,7 +155,19 @@ func reduceWindow(f compute.Function, x compute.Value, op compute.ReduceOpType,
 	if v, ok, err := broadcastWindow(f, x, s.Dimensions, window, strides, paddings, out); ok || err != nil {
 		return v, true, err
 	}
-	if padded := !slicesAllZero(paddings); padded {
+	gather := !global && gatherRun(window, steps, out, padded) >= minGatherRun
+	if gather {
+		// Splitting a strided axis needs its size to be a multiple of the stride; the
+		// extra padding lies beyond the last window.
+		for a := range pads {
+			if splitAxis(window[a], steps[a], out[a]) {
+				extra := (steps[a] - padded[a]%steps[a]) % steps[a]
+				pads[a].End += extra
+				padded[a] += extra
+			}
+		}
+	}
+	if slices.ContainsFunc(pads, func(p compute.PadAxis) bool { return p != compute.PadAxis{} }) {
 		fillValue, err := scalar(f, s.DType, fill)
 		if err != nil {
 			return nil, true, err
@@ -178,34 +196,182 @@ func reduceWindow(f compute.Function, x compute.Value, op compute.ReduceOpType,
 		v, err = f.Reshape(v, out...)
 		return v, true, err
 	}
+	var windows []compute.Value
+	if gather {
+		windows, err = gatherWindows(f, x, padded, window, steps, out)
+	} else {
+		windows, err = sliceWindows(f, x, window, steps, out)
+	}
+	if err != nil {
+		return nil, true, err
+	}
 	combine := map[compute.ReduceOpType]func(a, b compute.Value) (compute.Value, error){
 		compute.ReduceOpSum: f.Add, compute.ReduceOpMax: f.Max, compute.ReduceOpMin: f.Min,
 	}[op]
-	var acc compute.Value
-	starts, limits, steps := make([]int, rank), make([]int, rank), make([]int, rank)
-	for p := range positions {
-		// Window offset p, last axis fastest.
-		for a, q := rank-1, p; a >= 0; a-- {
-			stride := window[a]
-			if strides != nil {
-				stride = strides[a]
-			}
-			starts[a] = q % window[a]
-			q /= window[a]
-			limits[a] = starts[a] + (out[a]-1)*stride + 1
-			steps[a] = stride
-		}
-		v, err := f.Slice(x, starts, limits, steps)
-		if err != nil {
-			return nil, true, err
-		}
-		if acc == nil {
-			acc = v
-		} else if acc, err = combine(acc, v); err != nil {
+	acc := windows[0]
+	for _, v := range windows[1:] {
+		if acc, err = combine(acc, v); err != nil {
 			return nil, true, err
 		}
 	}
 	return acc, true, nil
+}
+
+// splitAxis reports whether a window axis is strided, so that its windows are taken
+// from the axis split in (position / step, position % step).
+func splitAxis(window, step, out int) bool {
+	return step > 1 && out > 1
+}
+
+// windowed reports whether an axis is reduced or subsampled.
+func windowed(window, step int) bool {
+	return window > 1 || step > 1
+}
+
+// gatherRun is the number of contiguous elements gatherWindows copies at once.
+func gatherRun(window, steps, out, padded []int) int {
+	run := 1
+	for a := len(window) - 1; a >= 0; a-- {
+		if windowed(window[a], steps[a]) {
+			return run * out[a]
+		}
+		run *= padded[a]
+	}
+	return run
+}
+
+// sliceWindows returns x at each window offset, strided by steps, as Slice ops, which
+// copy element by element.
+func sliceWindows(f compute.Function, x compute.Value, window, steps, out []int) ([]compute.Value, error) {
+	rank := len(window)
+	var windows []compute.Value
+	starts, limits := make([]int, rank), make([]int, rank)
+	for p := range product(window) {
+		// Window offset p, last axis fastest.
+		for a, q := rank-1, p; a >= 0; a-- {
+			starts[a] = q % window[a]
+			q /= window[a]
+			limits[a] = starts[a] + (out[a]-1)*steps[a] + 1
+		}
+		v, err := f.Slice(x, starts, limits, steps)
+		if err != nil {
+			return nil, err
+		}
+		windows = append(windows, v)
+	}
+	return windows, nil
+}
+
+// gatherWindows returns x (of dimensions padded) at each window offset, strided by steps,
+// with one Gather each, which copies contiguous runs. Strided axes are split in (position
+// / step, position % step) and their phase axes moved in front of the first windowed
+// axis by one Transpose, so that each window is contiguous along its last axis.
+func gatherWindows(f compute.Function, x compute.Value, padded, window, steps, out []int) ([]compute.Value, error) {
+	rank := len(window)
+	var dims []int
+	major, phase := make([]int, rank), make([]int, rank) // Positions in dims; phase -1 if not split.
+	for a, d := range padded {
+		major[a], phase[a] = len(dims), -1
+		if splitAxis(window[a], steps[a], out[a]) {
+			phase[a] = len(dims) + 1
+			dims = append(dims, d/steps[a], steps[a])
+		} else {
+			dims = append(dims, d)
+		}
+	}
+	x, err := f.Reshape(x, dims...)
+	if err != nil {
+		return nil, err
+	}
+	// Move the phase axes in front of the first windowed axis.
+	first := 0
+	for a := range window {
+		if windowed(window[a], steps[a]) {
+			first = major[a]
+			break
+		}
+	}
+	var perm, phases []int
+	for i := range first {
+		perm = append(perm, i)
+	}
+	for a := range window {
+		if phase[a] >= 0 {
+			phases = append(phases, phase[a])
+		}
+	}
+	perm = append(perm, phases...)
+	for i := first; i < len(dims); i++ {
+		if !slices.Contains(phases, i) {
+			perm = append(perm, i)
+		}
+	}
+	if len(phases) > 0 {
+		if x, err = f.Transpose(x, perm...); err != nil {
+			return nil, err
+		}
+	}
+	newPos := make([]int, len(perm))
+	for i, old := range perm {
+		newPos[old] = i
+	}
+
+	sliceSizes := make([]int, len(dims))
+	var startIndexMap, collapsed []int
+	for a := range window {
+		size := padded[a]
+		if windowed(window[a], steps[a]) {
+			size = out[a]
+			startIndexMap = append(startIndexMap, newPos[major[a]])
+		}
+		sliceSizes[newPos[major[a]]] = size
+		if phase[a] >= 0 {
+			sliceSizes[newPos[phase[a]]] = 1
+			startIndexMap = append(startIndexMap, newPos[phase[a]])
+			collapsed = append(collapsed, newPos[phase[a]])
+		}
+	}
+	slices.Sort(collapsed)
+	offsetAxes := make([]int, rank)
+	for i := range offsetAxes {
+		offsetAxes[i] = i
+	}
+	var windows []compute.Value
+	offset := make([]int, rank)
+	for p := range product(window) {
+		// Window offset p, last axis fastest.
+		for a, q := rank-1, p; a >= 0; a-- {
+			offset[a] = q % window[a]
+			q /= window[a]
+		}
+		var indices []int32
+		for a := range window {
+			switch {
+			case phase[a] >= 0:
+				indices = append(indices, int32(offset[a]/steps[a]), int32(offset[a]%steps[a]))
+			case windowed(window[a], steps[a]):
+				indices = append(indices, int32(offset[a]))
+			}
+		}
+		start, err := f.Constant(indices, len(indices))
+		if err != nil {
+			return nil, err
+		}
+		v, err := f.Gather(x, start, 0, offsetAxes, collapsed, startIndexMap, sliceSizes, true)
+		if err != nil {
+			return nil, err
+		}
+		windows = append(windows, v)
+	}
+	return windows, nil
+}
+
+func product(v []int) int {
+	p := 1
+	for _, x := range v {
+		p *= x
+	}
+	return p
 }
 
 // broadcastWindow covers the window reductions in which every window meets exactly one
@@ -251,14 +417,6 @@ func allOnes(v []int) bool {
 	return true
 }
 
-func slicesAllZero(p [][2]int) bool {
-	for _, lohi := range p {
-		if lohi[0] != 0 || lohi[1] != 0 {
-			return false
-		}
-	}
-	return true
-}
 
 // scalar is a constant of the given float dtype.
 func scalar(f compute.Function, dtype dtypes.DType, v float64) (compute.Value, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -49,9 +50,21 @@ func TestReduceWindowMatchesBackend(t *testing.T) {
 	}{
 		{"max-pool 3x3 stride 2 padded", func(x *graph.Node) *graph.Node { return graph.MaxPool(x).Window(3).Strides(2).PadSame().Done() }},
 		{"global average pool", func(x *graph.Node) *graph.Node { return graph.MeanPool(x).WindowPerAxis(7, 7).Done() }},
+		// NCHW, as ONNX models pool: windows gathered in runs along the last axis.
+		{"NCHW max-pool 3x3 stride 2 padded", func(x *graph.Node) *graph.Node {
+			return graph.BackendReduceWindow(x, compute.ReduceOpMax, []int{1, 1, 3, 3}, []int{1, 1, 2, 2}, nil, nil,
+				[][2]int{{0, 0}, {0, 0}, {1, 1}, {1, 1}})
+		}},
+		{"NCHW sum 3x3 stride 1", func(x *graph.Node) *graph.Node {
+			return graph.BackendReduceWindow(x, compute.ReduceOpSum, []int{1, 1, 3, 3}, []int{1, 1, 1, 1}, nil, nil, nil)
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			x := randomArray(rng, dtypes.Float32, []int{2, 7, 7, 5})
+			dims := []int{2, 7, 7, 5}
+			if strings.HasPrefix(c.name, "NCHW") {
+				dims = []int{2, 3, 21, 20}
+			}
+			x := randomArray(rng, dtypes.Float32, dims)
 			fn := func(in []*graph.Node) []*graph.Node {
 				y := c.pool(in[0])
 				loss := graph.ReduceAllSum(graph.Mul(y, y))
