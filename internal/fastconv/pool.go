@@ -417,7 +417,6 @@ func allOnes(v []int) bool {
 	return true
 }
 
-
 // scalar is a constant of the given float dtype.
 func scalar(f compute.Function, dtype dtypes.DType, v float64) (compute.Value, error) {
 	if dtype == dtypes.Float32 {
