@@ -1,0 +1,49 @@
+package models
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/gomlx/compute/gobackend"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+// With no heap slack the runner collects garbage after every call; with a
+// negative one it leaves collection to the runtime, which does not collect
+// after every call of a small model.
+func TestRunnerHeapSlack(t *testing.T) {
+	m, err := MNIST()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := gobackend.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Finalize()
+	r := NewRunner(b, m)
+	defer r.Close()
+	x := tensors.FromFlatDataAndDimensions(make([]float32, 4*28*28), 4, 28, 28, 1)
+	const calls = 20
+	collections := func(slack float64) uint32 {
+		r.SetHeapSlack(slack)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range calls {
+			logits, _, err := r.Run(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logits.FinalizeAll()
+		}
+		runtime.ReadMemStats(&after)
+		return after.NumGC - before.NumGC
+	}
+	collections(-1) // Compiles.
+	if n := collections(0); n < calls {
+		t.Errorf("slack 0: %d collections in %d calls, want one per call", n, calls)
+	}
+	if n := collections(-1); n >= calls/2 {
+		t.Errorf("slack -1: %d collections in %d calls, want the runtime's own pace", n, calls)
+	}
+}
