@@ -378,9 +378,8 @@ type plan struct {
 	loopAt int
 	// gather: the windows are taken by one Gather rather than by Slice ops.
 	gather bool
-	// phased: before the Gather, the phase axes of the split (strided) spatial axes are
-	// moved in front of the spatial axes, so that strided windows are contiguous along
-	// their last axis instead of one element long.
+	// phased: the innermost axis of the windows is split (strided), and its phase axis is
+	// moved to the front before the Gather (see frontPhase).
 	phased bool
 	// contractFirst: patches hold the contracting axes before the cross axes.
 	contractFirst bool
@@ -507,7 +506,7 @@ func (c *conv) complete(p *plan) bool {
 		return true // The only window is the padded input itself.
 	}
 	// The cheapest way to take the windows: one Gather, one Gather after moving the
-	// phases of strided axes forward, or Slice ops.
+	// innermost phase axis to the front, or Slice ops.
 	gatherCost := func(run int) float64 {
 		return copyCost*patchSize + chunkCost*patchSize/float64(run)
 	}
@@ -515,9 +514,9 @@ func (c *conv) complete(p *plan) bool {
 	if run := c.gatherRun(p, false); run >= minGatherRun {
 		best, p.gather = gatherCost(run), true
 	}
-	if c.anySplit() {
+	if c.innermostSplit(p) {
 		if run := c.gatherRun(p, true); run >= minGatherRun {
-			if cost := float64(c.prod(p.windowLayout)) + gatherCost(run); cost < best {
+			if cost := phaseCost(c.prod(p.windowLayout)) + gatherCost(run); cost < best {
 				best, p.gather, p.phased = cost, true, true
 			}
 		}
@@ -539,14 +538,10 @@ func (c *conv) complete(p *plan) bool {
 	return true
 }
 
-// anySplit reports whether the windows are strided along some spatial axis.
-func (c *conv) anySplit() bool {
-	for i := range c.axes.InputSpatial {
-		if c.split(i) {
-			return true
-		}
-	}
-	return false
+// innermostSplit reports whether the innermost axis of the windows is strided.
+func (c *conv) innermostSplit(p *plan) bool {
+	a := p.windowLayout[len(p.windowLayout)-1]
+	return a.kind == inSpatialAxis && c.split(a.spatial)
 }
 
 // wholeWindow reports whether the windows cover the whole padded input (1x1 kernels with
@@ -674,11 +669,10 @@ func (c *conv) split(i int) bool {
 
 // gatherRun returns the number of elements that Gather copies at once: the longest run of
 // trailing window axes that is contiguous both in the (split) padded input and in the
-// patches. phased tells whether the phase axes of the split axes precede the spatial axes
-// (plan.phased) instead of following each of them.
+// patches. phased tells whether the innermost phase axis is moved to the front
+// (plan.phased).
 func (c *conv) gatherRun(p *plan, phased bool) int {
 	n := len(c.axes.InputSpatial)
-	firstSpatial := slices.IndexFunc(p.windowLayout, func(a axis) bool { return a.kind == inSpatialAxis })
 	run := 1
 	for j := len(p.windowLayout) - 1; j >= 0; j-- {
 		if j == p.loopAt-1 && c.prod(p.patches[p.loopAt:p.loopAt+n]) > 1 {
@@ -689,16 +683,16 @@ func (c *conv) gatherRun(p *plan, phased bool) int {
 		if a.kind == inSpatialAxis {
 			_, step, windowCount := c.window(a.spatial)
 			if c.split(a.spatial) {
-				if !phased {
-					return run // The window takes one element of the last axis of the split.
+				if !phased || j != len(p.windowLayout)-1 {
+					return run // The window takes one element of the axis' phase, next in memory.
 				}
 				size = (size + step - 1) / step
 			}
 			count = windowCount
 		}
 		run *= count
-		if count != size || (phased && j == firstSpatial) {
-			return run // The window covers part of the axis, or the phase axes come next.
+		if count != size {
+			return run // The window only covers part of the axis.
 		}
 	}
 	return run
@@ -744,9 +738,11 @@ func (c *conv) gatherPatches(x compute.Value) (compute.Value, error) {
 		return nil, err
 	}
 	if p.phased {
-		if x, err = c.phase(x, dims, collapsed, startIndexMap, sliceSizes); err != nil {
+		var newPos []int
+		if x, newPos, err = frontPhase(c.f, x, dims); err != nil {
 			return nil, err
 		}
+		renumber(newPos, startIndexMap, collapsed, sliceSizes)
 	}
 	numWindows := c.prod(loop)
 	indices := make([]int32, 0, numWindows*len(startIndexMap))
@@ -777,44 +773,6 @@ func (c *conv) gatherPatches(x compute.Value) (compute.Value, error) {
 		}
 	}
 	return c.f.Gather(x, indicesValue, n, offsetAxes, collapsed, startIndexMap, sliceSizes, false)
-}
-
-// phase transposes x, the padded input with its strided spatial axes split as dims, so
-// that the phase axes (collapsed) come right before the first spatial axis, and renumbers
-// the Gather parameters that refer to x's axes (collapsed, startIndexMap, sliceSizes) in
-// place. The other axes keep their order, so the Gather's offset axes do not change.
-func (c *conv) phase(x compute.Value, dims, collapsed, startIndexMap, sliceSizes []int) (compute.Value, error) {
-	first := startIndexMap[0] // Position of the first spatial axis.
-	perm := slices.Clone(dims[:0])
-	for i := range first {
-		perm = append(perm, i)
-	}
-	perm = append(perm, collapsed...)
-	for i := first; i < len(dims); i++ {
-		if !slices.Contains(collapsed, i) {
-			perm = append(perm, i)
-		}
-	}
-	x, err := c.f.Transpose(x, perm...)
-	if err != nil {
-		return nil, err
-	}
-	newPos := make([]int, len(perm))
-	for i, old := range perm {
-		newPos[old] = i
-	}
-	sizes := slices.Clone(sliceSizes)
-	for i, old := range perm {
-		sliceSizes[i] = sizes[old]
-	}
-	for i, old := range startIndexMap {
-		startIndexMap[i] = newPos[old]
-	}
-	for i, old := range collapsed {
-		collapsed[i] = newPos[old]
-	}
-	slices.Sort(collapsed)
-	return x, nil
 }
 
 // next advances pos, the enumerated position per spatial axis, in row-major order of the

@@ -230,9 +230,12 @@ func windowed(window, step int) bool {
 
 // gatherRun is the number of contiguous elements gatherWindows copies at once.
 func gatherRun(window, steps, out, padded []int) int {
-	run := 1
-	for a := len(window) - 1; a >= 0; a-- {
+	run, last := 1, len(window)-1
+	for a := last; a >= 0; a-- {
 		if windowed(window[a], steps[a]) {
+			if a != last && splitAxis(window[a], steps[a], out[a]) {
+				return run // The axis' phase comes next in memory.
+			}
 			return run * out[a]
 		}
 		run *= padded[a]
@@ -264,8 +267,8 @@ func sliceWindows(f compute.Function, x compute.Value, window, steps, out []int)
 
 // gatherWindows returns x (of dimensions padded) at each window offset, strided by steps,
 // with one Gather each, which copies contiguous runs. Strided axes are split in (position
-// / step, position % step) and their phase axes moved in front of the first windowed
-// axis by one Transpose, so that each window is contiguous along its last axis.
+// / step, position % step), and if the innermost one is, its phase axis is moved to the
+// front (see frontPhase).
 func gatherWindows(f compute.Function, x compute.Value, padded, window, steps, out []int) ([]compute.Value, error) {
 	rank := len(window)
 	var dims []int
@@ -283,55 +286,27 @@ func gatherWindows(f compute.Function, x compute.Value, padded, window, steps, o
 	if err != nil {
 		return nil, err
 	}
-	// Move the phase axes in front of the first windowed axis.
-	first := 0
-	for a := range window {
-		if windowed(window[a], steps[a]) {
-			first = major[a]
-			break
-		}
-	}
-	var perm, phases []int
-	for i := range first {
-		perm = append(perm, i)
-	}
-	for a := range window {
-		if phase[a] >= 0 {
-			phases = append(phases, phase[a])
-		}
-	}
-	perm = append(perm, phases...)
-	for i := first; i < len(dims); i++ {
-		if !slices.Contains(phases, i) {
-			perm = append(perm, i)
-		}
-	}
-	if len(phases) > 0 {
-		if x, err = f.Transpose(x, perm...); err != nil {
-			return nil, err
-		}
-	}
-	newPos := make([]int, len(perm))
-	for i, old := range perm {
-		newPos[old] = i
-	}
-
 	sliceSizes := make([]int, len(dims))
 	var startIndexMap, collapsed []int
 	for a := range window {
-		size := padded[a]
+		sliceSizes[major[a]] = padded[a]
 		if windowed(window[a], steps[a]) {
-			size = out[a]
-			startIndexMap = append(startIndexMap, newPos[major[a]])
+			sliceSizes[major[a]] = out[a]
+			startIndexMap = append(startIndexMap, major[a])
 		}
-		sliceSizes[newPos[major[a]]] = size
 		if phase[a] >= 0 {
-			sliceSizes[newPos[phase[a]]] = 1
-			startIndexMap = append(startIndexMap, newPos[phase[a]])
-			collapsed = append(collapsed, newPos[phase[a]])
+			sliceSizes[phase[a]] = 1
+			startIndexMap = append(startIndexMap, phase[a])
+			collapsed = append(collapsed, phase[a])
 		}
 	}
-	slices.Sort(collapsed)
+	if phase[rank-1] >= 0 {
+		var newPos []int
+		if x, newPos, err = frontPhase(f, x, dims); err != nil {
+			return nil, err
+		}
+		renumber(newPos, startIndexMap, collapsed, sliceSizes)
+	}
 	offsetAxes := make([]int, rank)
 	for i := range offsetAxes {
 		offsetAxes[i] = i
@@ -364,14 +339,6 @@ func gatherWindows(f compute.Function, x compute.Value, padded, window, steps, o
 		windows = append(windows, v)
 	}
 	return windows, nil
-}
-
-func product(v []int) int {
-	p := 1
-	for _, x := range v {
-		p *= x
-	}
-	return p
 }
 
 // broadcastWindow covers the window reductions in which every window meets exactly one
