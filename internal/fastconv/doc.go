@@ -13,14 +13,20 @@
 //   - Reshape and, only where the layouts require it, Transpose give the output its layout.
 //
 // The order of every intermediate's axes is planned so that DotGeneral needs no
-// transposition of its own and as little data as possible is transposed: at batch size 1,
-// the forward pass of the usual layouts (NCHW with OIHW kernels, NHWC with HWIO kernels)
-// transposes nothing.
+// transposition of its own and as little data as possible is moved, the way the backend
+// moves it fastest: it copies contiguous runs (Gather, Concatenate, and Transposes that
+// keep the last axis in place, which are planned on merged axes) much faster than it
+// moves single elements (Slice, other Transposes). At batch size 1, the forward pass of
+// the usual layouts (NCHW with OIHW kernels, NHWC with HWIO kernels) transposes nothing;
+// at larger batches NCHW moves whole rows of H·W. Strided windows are gathered from the
+// input split by phase (position modulo the stride), with the innermost phase moved out
+// of the way by one tiled transpose (phase.go).
 //
-// The decorated backend also lowers pooling (ReduceWindow) onto reductions and shifted
-// slices, and gives binary ops (Add, Sub, Mul, Div, Max, Min, Pow) whose smaller operand
-// the backend would broadcast element by element, such as an NCHW bias [1, C, 1, 1] at
-// batch size > 1, an operand it broadcasts by rows instead (see broadcast.go).
+// The decorated backend also lowers pooling (ReduceWindow) onto reductions, broadcasts
+// and gathered windows (pool.go), and gives binary ops (Add, Sub, Mul, Div, Max, Min, Pow)
+// whose smaller operand the backend would broadcast element by element, such as an NCHW
+// bias [1, C, 1, 1] at batch size > 1, an operand it broadcasts by rows instead
+// (broadcast.go).
 //
 // # Covered
 //
