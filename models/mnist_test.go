@@ -14,7 +14,6 @@ import (
 
 	"github.com/convlens/convlens/internal/mnistdata"
 	"github.com/convlens/convlens/internal/npy"
-	"github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 )
@@ -82,21 +81,11 @@ func TestMNISTLoadsAndListsLayers(t *testing.T) {
 // training; the labels come from the MNIST files, so this checks the
 // embedded weights independently of the training code.
 func TestMNISTHeldOutAccuracy(t *testing.T) {
-	m, err := MNIST()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mnistRunner(t)
 	held, err := mnistdata.HeldOut()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := gobackend.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Finalize()
-	r := NewRunner(b, m)
-	defer r.Close()
 	pixels := held.Float32()
 	const batch, plane = 500, 28 * 28
 	correct := 0
@@ -138,21 +127,11 @@ func TestMNISTHeldOutAccuracy(t *testing.T) {
 // TestMNISTFromImages feeds held-out digits as images through Input.Tensor,
 // the path the command line takes, with batches of two sizes.
 func TestMNISTFromImages(t *testing.T) {
-	m, err := MNIST()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mnistRunner(t)
 	held, err := mnistdata.HeldOut()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := gobackend.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Finalize()
-	r := NewRunner(b, m)
-	defer r.Close()
 	pixels := held.Float32()
 	for _, n := range []int{3, 1} {
 		imgs := make([]image.Image, n)
@@ -161,7 +140,7 @@ func TestMNISTFromImages(t *testing.T) {
 			copy(g.Pix, held.Image(i))
 			imgs[i] = g
 		}
-		x, err := m.Input().Tensor(imgs...)
+		x, err := r.Model().Input().Tensor(imgs...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,17 +12,7 @@ import (
 // negative one it leaves collection to the runtime, which does not collect
 // after every call of a small model.
 func TestRunnerHeapSlack(t *testing.T) {
-	m, err := MNIST()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := gobackend.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Finalize()
-	r := NewRunner(b, m)
-	defer r.Close()
+	r := mnistRunner(t)
 	x := tensors.FromFlatDataAndDimensions(make([]float32, 4*28*28), 4, 28, 28, 1)
 	const calls = 20
 	collections := func(slack float64) uint32 {
@@ -46,4 +36,24 @@ func TestRunnerHeapSlack(t *testing.T) {
 	if n := collections(-1); n >= calls/2 {
 		t.Errorf("slack -1: %d collections in %d calls, want the runtime's own pace", n, calls)
 	}
+}
+
+// mnistRunner returns a Runner for the embedded MNIST model on the pure-Go
+// backend, closed with the test.
+func mnistRunner(t *testing.T) *Runner {
+	t.Helper()
+	m, err := MNIST()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := gobackend.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRunner(b, m)
+	t.Cleanup(func() {
+		r.Close()
+		b.Finalize()
+	})
+	return r
 }
