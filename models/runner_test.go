@@ -2,6 +2,7 @@ package models
 
 import (
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/compute/gobackend"
@@ -56,4 +57,45 @@ func mnistRunner(t *testing.T) *Runner {
 		b.Finalize()
 	})
 	return r
+}
+
+// Beyond SetMaxGraphs' limit the least recently used executable is freed, and
+// compiled again, with the same results, when it is used again.
+func TestRunnerMaxGraphs(t *testing.T) {
+	r := mnistRunner(t)
+	r.SetMaxGraphs(2)
+	x := tensors.FromFlatDataAndDimensions(make([]float32, 2*28*28), 2, 28, 28, 1)
+	run := func(layer string) []float32 {
+		t.Helper()
+		_, acts, err := r.Run(x, layer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer acts[0].FinalizeAll()
+		return tensors.MustCopyFlatData[float32](acts[0])
+	}
+	compiled := func() (n int) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, e := range r.execs {
+			e.mu.RLock()
+			if e.exec != nil {
+				n++
+			}
+			e.mu.RUnlock()
+		}
+		return n
+	}
+	first := run("relu1")
+	run("relu2")
+	run("pool1")
+	if n := compiled(); n != 2 {
+		t.Errorf("%d executables hold compiled graphs, want 2", n)
+	}
+	if again := run("relu1"); !slices.Equal(again, first) {
+		t.Error("the recompiled executable gives other activations")
+	}
+	if n := compiled(); n != 2 {
+		t.Errorf("after reuse: %d executables hold compiled graphs, want 2", n)
+	}
 }
