@@ -55,6 +55,11 @@ func parseONNX(path string, contents []byte) (*ONNX, error) {
 		return nil, errors.New("not a readable ONNX file (corrupt or not ONNX); re-export it with torch.onnx.export")
 	}
 	sum := sha256.Sum256(contents)
+	weights := &selfReader{data: contents}
+	defer weights.release()
+	if contents, err = externalizeWeights(contents, nodes); err != nil {
+		return nil, fmt.Errorf("reading weights: %w", err)
+	}
 	if hasBatchNormMomentum(nodes) {
 		if contents, err = dropBatchNormMomentum(contents); err != nil {
 			return nil, err
@@ -67,7 +72,7 @@ func parseONNX(path string, contents []byte) (*ONNX, error) {
 	m := &ONNX{
 		name:     strings.TrimSuffix(baseName(path), ".onnx"),
 		checksum: hex.EncodeToString(sum[:]),
-		onnx:     om,
+		onnx:     om.WithExternalDataReader(weights),
 		store:    model.NewStore(),
 	}
 	names, inShapes := om.Inputs()
