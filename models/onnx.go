@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -55,7 +56,7 @@ func parseONNX(path string, contents []byte) (*ONNX, error) {
 		return nil, errors.New("not a readable ONNX file (corrupt or not ONNX); re-export it with torch.onnx.export")
 	}
 	sum := sha256.Sum256(contents)
-	weights := &selfReader{data: contents}
+	weights := &selfReader{dir: filepath.Dir(path), data: contents}
 	defer weights.release()
 	if contents, err = externalizeWeights(contents, nodes); err != nil {
 		return nil, fmt.Errorf("reading weights: %w", err)

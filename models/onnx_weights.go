@@ -3,6 +3,8 @@ package models
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 
@@ -129,9 +131,11 @@ func externalizeTensor(tensor []byte, at int, onlyWeights map[string]bool) ([]by
 	return protowire.AppendVarint(kept, 1), nil                // EXTERNAL
 }
 
-// selfReader is the onnx.ExternalDataReader of a model's weights kept at
-// selfLocation: it reads them from the model's bytes until release.
+// selfReader is the onnx.ExternalDataReader of a model: it reads the weights
+// kept at selfLocation from the model's bytes until release, and the external
+// data of models exported with it from files beside the model, in dir.
 type selfReader struct {
+	dir  string
 	mu   sync.Mutex
 	data []byte
 }
@@ -139,7 +143,7 @@ type selfReader struct {
 // ReadInto implements onnx.ExternalDataReader.
 func (r *selfReader) ReadInto(info onnx.ExternalDataInfo, out []byte) error {
 	if info.Location != selfLocation {
-		return fmt.Errorf("external data file %q: convlens reads ONNX models in one file; re-export the model without external data", info.Location)
+		return r.readFile(info, out)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -150,6 +154,23 @@ func (r *selfReader) ReadInto(info onnx.ExternalDataInfo, out []byte) error {
 		return fmt.Errorf("external data at %d+%d is outside the model's %d bytes", info.Offset, len(out), len(r.data))
 	}
 	copy(out, r.data[info.Offset:])
+	return nil
+}
+
+// readFile reads external data from its file, which must lie in r.dir.
+func (r *selfReader) readFile(info onnx.ExternalDataInfo, out []byte) error {
+	if !filepath.IsLocal(info.Location) {
+		return fmt.Errorf("external data file %q is not inside the model's folder %s", info.Location, r.dir)
+	}
+	path := filepath.Join(r.dir, info.Location)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("reading the model's external data: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.ReadAt(out, info.Offset); err != nil {
+		return fmt.Errorf("reading %d bytes at %d of %s: %w", len(out), info.Offset, path, err)
+	}
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -74,13 +76,23 @@ func TestExternalizeWeights(t *testing.T) {
 		t.Errorf("rewritten model is %d bytes of %d", len(out), len(contents))
 	}
 
-	r := &selfReader{data: contents}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "weights.bin"), append([]byte("head"), big...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &selfReader{dir: dir, data: contents}
 	buf := make([]byte, length)
 	if err := r.ReadInto(onnx.ExternalDataInfo{Location: selfLocation, Offset: int64(offset), Length: int64(length)}, buf); err != nil || !bytes.Equal(buf, big) {
 		t.Errorf("reading conv.w back: %v", err)
 	}
-	if err := r.ReadInto(onnx.ExternalDataInfo{Location: "weights.bin"}, buf); err == nil {
-		t.Error("reading another file's external data did not fail")
+	clear(buf)
+	if err := r.ReadInto(onnx.ExternalDataInfo{Location: "weights.bin", Offset: 4}, buf); err != nil || !bytes.Equal(buf, big) {
+		t.Errorf("reading external data from a file beside the model: %v", err)
+	}
+	for _, bad := range []string{"missing.bin", "../weights.bin"} {
+		if err := r.ReadInto(onnx.ExternalDataInfo{Location: bad}, buf); err == nil {
+			t.Errorf("reading external data from %q did not fail", bad)
+		}
 	}
 	r.release()
 	if err := r.ReadInto(onnx.ExternalDataInfo{Location: selfLocation, Offset: int64(offset)}, buf); err == nil {

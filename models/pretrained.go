@@ -120,7 +120,7 @@ func (d Downloader) LoadSpec(spec PretrainedSpec) (*ONNX, error) {
 			return nil, fmt.Errorf("%s: %s: %w", spec.Name, path, err)
 		}
 	}
-	m, err := parseONNX(spec.Name+".onnx", contents)
+	m, err := parseONNX(filepath.Join(filepath.Dir(path), spec.Name+".onnx"), contents)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", spec.Name, err)
 	}
