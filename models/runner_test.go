@@ -9,14 +9,15 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
-// With no heap slack the runner collects garbage after every call; with a
-// negative one it leaves collection to the runtime, which does not collect
-// after every call of a small model.
+// With no heap slack the runner collects garbage after every call; with the
+// default one, only once a few MB of garbage have piled up, which a small
+// model takes many calls to leave; with a negative one it leaves collection
+// to the runtime.
 func TestRunnerHeapSlack(t *testing.T) {
 	r := mnistRunner(t)
 	x := tensors.FromFlatDataAndDimensions(make([]float32, 4*28*28), 4, 28, 28, 1)
 	const calls = 20
-	collections := func(slack float64) uint32 {
+	collections := func(slack int64) uint32 {
 		r.SetHeapSlack(slack)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
@@ -33,6 +34,9 @@ func TestRunnerHeapSlack(t *testing.T) {
 	collections(-1) // Compiles.
 	if n := collections(0); n < calls {
 		t.Errorf("slack 0: %d collections in %d calls, want one per call", n, calls)
+	}
+	if n := collections(DefaultHeapSlack); n >= calls/2 {
+		t.Errorf("default slack: %d collections in %d calls of a small model, want a few", n, calls)
 	}
 	if n := collections(-1); n >= calls/2 {
 		t.Errorf("slack -1: %d collections in %d calls, want the runtime's own pace", n, calls)
