@@ -15,7 +15,7 @@ import (
 // to the runtime.
 func TestRunnerHeapSlack(t *testing.T) {
 	r := mnistRunner(t)
-	x := tensors.FromFlatDataAndDimensions(make([]float32, 4*28*28), 4, 28, 28, 1)
+	x := tensors.FromFlatDataAndDimensions(make([]float32, 28*28), 1, 28, 28, 1)
 	const calls = 20
 	collections := func(slack int64) uint32 {
 		r.SetHeapSlack(slack)
@@ -35,7 +35,9 @@ func TestRunnerHeapSlack(t *testing.T) {
 	if n := collections(0); n < calls {
 		t.Errorf("slack 0: %d collections in %d calls, want one per call", n, calls)
 	}
-	if n := collections(DefaultHeapSlack); n >= calls/2 {
+	n := collections(DefaultHeapSlack)
+	t.Logf("default slack: %d collections in %d calls", n, calls)
+	if n >= calls/2 {
 		t.Errorf("default slack: %d collections in %d calls of a small model, want a few", n, calls)
 	}
 	if n := collections(-1); n >= calls/2 {
