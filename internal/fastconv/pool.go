@@ -78,11 +78,11 @@ func reduceWindow(f compute.Function, x compute.Value, op compute.ReduceOpType,
 		positions *= window[a]
 		global = global && (window[a] == 1 || (window[a] == padded[a] && out[a] == 1))
 	}
-	if !global && positions > maxWindowPositions {
-		return nil, false, nil
-	}
 	if v, ok, err := broadcastWindow(f, x, s.Dimensions, window, strides, paddings, out); ok || err != nil {
 		return v, true, err
+	}
+	if !global && positions > maxWindowPositions {
+		return nil, false, nil
 	}
 	gather := !global && gatherRun(window, steps, out, padded) >= minGatherRun
 	if gather {

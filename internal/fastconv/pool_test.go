@@ -50,6 +50,11 @@ func TestReduceWindowMatchesBackend(t *testing.T) {
 	}{
 		{"max-pool 3x3 stride 2 padded", func(x *graph.Node) *graph.Node { return graph.MaxPool(x).Window(3).Strides(2).PadSame().Done() }},
 		{"global average pool", func(x *graph.Node) *graph.Node { return graph.MeanPool(x).WindowPerAxis(7, 7).Done() }},
+		// More window positions than shifted copies are allowed for: the gradient is a
+		// broadcast all the same (EfficientNet's squeeze-and-excitation pools 112x112).
+		{"NCHW global average pool 16x16", func(x *graph.Node) *graph.Node {
+			return graph.BackendReduceWindow(x, compute.ReduceOpSum, []int{1, 1, 16, 16}, []int{1, 1, 1, 1}, nil, nil, nil)
+		}},
 		// NCHW, as ONNX models pool: windows gathered in runs along the last axis.
 		{"NCHW max-pool 3x3 stride 2 padded", func(x *graph.Node) *graph.Node {
 			return graph.BackendReduceWindow(x, compute.ReduceOpMax, []int{1, 1, 3, 3}, []int{1, 1, 2, 2}, nil, nil,
@@ -63,6 +68,9 @@ func TestReduceWindowMatchesBackend(t *testing.T) {
 			dims := []int{2, 7, 7, 5}
 			if strings.HasPrefix(c.name, "NCHW") {
 				dims = []int{2, 3, 21, 20}
+			}
+			if strings.HasSuffix(c.name, "16x16") {
+				dims = []int{2, 3, 16, 16}
 			}
 			x := randomArray(rng, dtypes.Float32, dims)
 			fn := func(in []*graph.Node) []*graph.Node {
