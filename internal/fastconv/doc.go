@@ -51,6 +51,9 @@
 //
 // These go to the wrapped backend's ConvGeneral, unchanged:
 //
+//   - convolutions with one input and one output channel and fewer than 2¹⁶
+//     multiply-adds, for which the backend's direct loop is cheaper than the lowering's
+//     ops (GoMLX's gradient of a depthwise convolution is thousands of these);
 //   - other dtypes (half precision, integers);
 //   - dynamic shapes and empty tensors;
 //   - invalid configurations (the wrapped backend reports the error);

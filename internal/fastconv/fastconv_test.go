@@ -198,7 +198,8 @@ func (f countingFunction) ReduceWindow(x compute.Value, op compute.ReduceOpType,
 }
 
 // backends returns the plain Go backend, the decorated one, and the counter of the
-// decorated backend's fallbacks.
+// decorated backend's fallbacks. The decorated backend lowers tiny single-channel
+// convolutions too, which Wrap leaves to the backend, so that the tests cover them.
 func backends(t testing.TB) (direct, fast compute.Backend, fallbacks *atomic.Int64) {
 	t.Helper()
 	direct, err := gobackend.New("")
@@ -206,7 +207,9 @@ func backends(t testing.TB) (direct, fast compute.Backend, fallbacks *atomic.Int
 		t.Fatal(err)
 	}
 	fallbacks = new(atomic.Int64)
-	return direct, Wrap(countingBackend{direct, fallbacks}), fallbacks
+	b := Wrap(countingBackend{direct, fallbacks}).(*backend)
+	b.tinyMACs = 0
+	return direct, b, fallbacks
 }
 
 // run executes fn on the backend and returns its outputs as float64.
@@ -423,6 +426,44 @@ func TestFallback(t *testing.T) {
 				t.Fatal("fallback result differs from the wrapped backend's")
 			}
 		})
+	}
+}
+
+// Wrap leaves tiny single-channel convolutions to the wrapped backend, with its results,
+// and lowers those with more channels or more work.
+func TestTinySingleChannelConvolutions(t *testing.T) {
+	direct, err := gobackend.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fallbacks := new(atomic.Int64)
+	fast := Wrap(countingBackend{direct, fallbacks})
+	rng := rand.New(rand.NewPCG(5, 6))
+	nchw := compute.ConvolveAxesConfig{
+		InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3},
+		KernelOutputChannels: 0, KernelInputChannels: 1, KernelSpatial: []int{2, 3},
+		OutputBatch: 0, OutputChannels: 1, OutputSpatial: []int{2, 3},
+	}
+	for _, c := range []struct {
+		input, kernel []int
+		direct        bool
+	}{
+		{[]int{1, 1, 7, 7}, []int{1, 1, 3, 3}, true},      // 25·9 multiply-adds, one channel
+		{[]int{1, 2, 7, 7}, []int{1, 2, 3, 3}, false},     // two input channels
+		{[]int{1, 1, 7, 7}, []int{2, 1, 3, 3}, false},     // two output channels
+		{[]int{1, 1, 120, 120}, []int{1, 1, 5, 5}, false}, // 116²·25 ≥ 2¹⁶ multiply-adds
+	} {
+		cfg := convConfig{dtype: dtypes.Float32, inputDims: c.input, kernelDims: c.kernel, axes: nchw,
+			channelGroups: 1, batchGroups: 1}
+		x, kernel := randomArray(rng, cfg.dtype, c.input), randomArray(rng, cfg.dtype, c.kernel)
+		forward := func(nodes []*graph.Node) []*graph.Node { return []*graph.Node{cfg.conv(nodes[0], nodes[1])} }
+		want := run(t, direct, forward, x, kernel)
+		fallbacks.Store(0)
+		got := run(t, fast, forward, x, kernel)
+		if n := fallbacks.Load(); (n == 1) != c.direct {
+			t.Errorf("input %v kernel %v: %d convolutions went to the backend, want direct=%v", c.input, c.kernel, n, c.direct)
+		}
+		assertClose(t, fmt.Sprint(c.input, c.kernel), cfg.dtype, got[0], want[0])
 	}
 }
 
