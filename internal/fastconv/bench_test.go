@@ -35,11 +35,7 @@ func (l benchLayer) config(layout string) convConfig {
 	if layout == "NCHW" {
 		c.inputDims = []int{1, l.inChannels, l.size, l.size}
 		c.kernelDims = []int{l.outChannels, l.inChannels, 3, 3}
-		c.axes = compute.ConvolveAxesConfig{
-			InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3},
-			KernelOutputChannels: 0, KernelInputChannels: 1, KernelSpatial: []int{2, 3},
-			OutputBatch: 0, OutputChannels: 1, OutputSpatial: []int{2, 3},
-		}
+		c.axes = nchw
 	} else {
 		c.inputDims = []int{1, l.size, l.size, l.inChannels}
 		c.kernelDims = []int{3, 3, l.inChannels, l.outChannels}

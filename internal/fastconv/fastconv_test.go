@@ -40,6 +40,13 @@ func (c convConfig) conv(x, kernel *graph.Node) *graph.Node {
 		c.channelGroups, c.batchGroups)
 }
 
+// nchw is the layout of ONNX and PyTorch convolutions: NCHW input, OIHW kernel.
+var nchw = compute.ConvolveAxesConfig{
+	InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3},
+	KernelOutputChannels: 0, KernelInputChannels: 1, KernelSpatial: []int{2, 3},
+	OutputBatch: 0, OutputChannels: 1, OutputSpatial: []int{2, 3},
+}
+
 // randomLayout returns the positions of the batch (or output channels), channels (or input
 // channels) and spatial axes of a tensor: channels first, channels last or any permutation.
 func randomLayout(rng *rand.Rand, spatialRank int) (batch, channels int, spatial []int) {
@@ -319,11 +326,6 @@ func TestConformance(t *testing.T) {
 // the cases whose plans move batch runs and split strided windows by phase.
 func TestCNNConvolutions(t *testing.T) {
 	direct, fast, fallbacks := backends(t)
-	nchw := compute.ConvolveAxesConfig{
-		InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3},
-		KernelOutputChannels: 0, KernelInputChannels: 1, KernelSpatial: []int{2, 3},
-		OutputBatch: 0, OutputChannels: 1, OutputSpatial: []int{2, 3},
-	}
 	same := func(k int) [][2]int { return [][2]int{{k / 2, k / 2}, {k / 2, k / 2}} }
 	for _, c := range []struct {
 		name string
@@ -390,11 +392,6 @@ func checkConformance(t *testing.T, rng *rand.Rand, direct, fast compute.Backend
 func TestFallback(t *testing.T) {
 	direct, fast, fallbacks := backends(t)
 	rng := rand.New(rand.NewPCG(3, 4))
-	axes := compute.ConvolveAxesConfig{
-		InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3},
-		KernelOutputChannels: 0, KernelInputChannels: 1, KernelSpatial: []int{2, 3},
-		OutputBatch: 0, OutputChannels: 1, OutputSpatial: []int{2, 3},
-	}
 	for _, c := range []struct {
 		name                  string
 		dtype                 dtypes.DType
@@ -402,10 +399,10 @@ func TestFallback(t *testing.T) {
 		inputDims, kernelDims []int
 		strides               []int
 	}{
-		{"float16", dtypes.Float16, axes, []int{1, 3, 6, 6}, []int{2, 3, 3, 3}, nil},
+		{"float16", dtypes.Float16, nchw, []int{1, 3, 6, 6}, []int{2, 3, 3, 3}, nil},
 		// 17x17 = 289 windows, strided along their last axis and only 7 elements long
 		// even with the phases split off: too fragmented for Gather, too many for Slice.
-		{"too many slices", dtypes.Float32, axes, []int{1, 1, 58, 29}, []int{1, 1, 17, 17}, []int{1, 2}},
+		{"too many slices", dtypes.Float32, nchw, []int{1, 1, 58, 29}, []int{1, 1, 17, 17}, []int{1, 2}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			values := []array{
@@ -439,11 +436,6 @@ func TestTinySingleChannelConvolutions(t *testing.T) {
 	fallbacks := new(atomic.Int64)
 	fast := Wrap(countingBackend{direct, fallbacks})
 	rng := rand.New(rand.NewPCG(5, 6))
-	nchw := compute.ConvolveAxesConfig{
-		InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3},
-		KernelOutputChannels: 0, KernelInputChannels: 1, KernelSpatial: []int{2, 3},
-		OutputBatch: 0, OutputChannels: 1, OutputSpatial: []int{2, 3},
-	}
 	for _, c := range []struct {
 		input, kernel []int
 		direct        bool
@@ -475,11 +467,7 @@ func TestClosures(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	c := convConfig{
 		dtype: dtypes.Float32, inputDims: []int{1, 4, 6, 6}, kernelDims: []int{4, 4, 3, 3},
-		axes: compute.ConvolveAxesConfig{
-			InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3},
-			KernelOutputChannels: 0, KernelInputChannels: 1, KernelSpatial: []int{2, 3},
-			OutputBatch: 0, OutputChannels: 1, OutputSpatial: []int{2, 3},
-		},
+		axes:     nchw,
 		paddings: [][2]int{{1, 1}, {1, 1}}, channelGroups: 1, batchGroups: 1,
 	}
 	fn := func(nodes []*graph.Node) []*graph.Node {
