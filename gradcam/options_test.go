@@ -12,7 +12,6 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/layers/activation"
 	"github.com/gomlx/gomlx/ml/model"
 )
 
@@ -372,22 +371,6 @@ func TestEigenCAMSignConvention(t *testing.T) {
 	}
 }
 
-// tinyWithDense is testutil.TinyNative with other dense weights.
-func tinyWithDense(dense [][]float32) *models.Native {
-	store := model.NewStore()
-	kernel := make([]float32, 3*3*2*4)
-	for i := range kernel {
-		kernel[i] = float32((i*7)%11-5) / 10
-	}
-	forward := func(scope *model.Scope, x *graph.Node, tap models.Tap) *graph.Node {
-		k := scope.VariableWithValue("kernel", tensors.FromFlatDataAndDimensions(kernel, 3, 3, 2, 4)).ValueGraph(x)
-		a := tap("relu", activation.Relu(tap("conv", graph.Convolve(x, k).PadSame().Done())))
-		w := scope.VariableWithValue("dense", dense).ValueGraph(x)
-		return graph.Dot(graph.ReduceMean(a, 1, 2), w).Product()
-	}
-	return models.NewNative("tiny", models.Input{Layout: models.NHWC, Channels: 2, Height: 5, Width: 6}, store, forward)
-}
-
 // The native model's only ReLU feeds the dense layer, whose gradient is the
 // constant W[k][c]/(h·w) per channel; guided backpropagation zeroes its
 // negative entries, so it equals plain saliency of the model with the dense
@@ -398,11 +381,11 @@ func TestGuidedBackpropClosedFormOnNativeModel(t *testing.T) {
 		pos[k] = apply(row, func(v float32) float32 { return max(v, 0) })
 	}
 	x := tinyBatch(2, 21)
-	guided, err := gradcam.New(models.NewRunner(testutil.Backend(t), tinyWithDense(testutil.TinyNativeDense))).Method(gradcam.GuidedBackprop).Done()
+	guided, err := gradcam.New(models.NewRunner(testutil.Backend(t), testutil.TinyNative())).Method(gradcam.GuidedBackprop).Done()
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := gradcam.New(models.NewRunner(testutil.Backend(t), tinyWithDense(pos))).Method(gradcam.Saliency).Done()
+	plain, err := gradcam.New(models.NewRunner(testutil.Backend(t), testutil.TinyNativeWithDense(pos))).Method(gradcam.Saliency).Done()
 	if err != nil {
 		t.Fatal(err)
 	}

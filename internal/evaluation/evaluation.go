@@ -171,43 +171,41 @@ func MNIST(b compute.Backend, m models.Model) (Figures, error) {
 	}
 	pixels := held.Float32()
 	const plane = mnistdata.Rows * mnistdata.Cols
-	r := models.NewRunner(b, m)
-	defer r.Close()
-	correct, err := Correct(r, held.Len(), 500, func(i int, dst []float32) int {
+	acc, err := accuracy(b, m, held.Len(), 500, func(i int, dst []float32) int {
 		copy(dst, pixels[i*plane:(i+1)*plane])
 		return int(held.Labels[i])
 	})
 	if err != nil {
 		return nil, err
 	}
-	return Figures{{"accuracy", float64(correct) / float64(held.Len())}}, nil
+	return Figures{{"accuracy", acc}}, nil
 }
 
 // CellsAccuracy is the accuracy of a cells model on the first n held-out cells.
 func CellsAccuracy(b compute.Backend, m models.Model, n int) (float64, error) {
-	r := models.NewRunner(b, m)
-	defer r.Close()
 	set := celldata.HeldOut()
-	correct, err := Correct(r, n, 250, func(i int, dst []float32) int {
+	return accuracy(b, m, n, 250, func(i int, dst []float32) int {
 		s := set.Sample(i)
 		s.Float32(dst)
 		return int(s.Class)
 	})
-	if err != nil {
-		return 0, err
-	}
-	return float64(correct) / float64(n), nil
 }
 
 // LesionsAccuracy is the accuracy of a lesion model on the first n images of set.
 func LesionsAccuracy(b compute.Backend, m models.Model, set lesiondata.Set, n int) (float64, error) {
-	r := models.NewRunner(b, m)
-	defer r.Close()
-	correct, err := Correct(r, n, 50, func(i int, dst []float32) int {
+	return accuracy(b, m, n, 50, func(i int, dst []float32) int {
 		s := set.Sample(i)
 		s.Float32(dst)
 		return int(s.Class)
 	})
+}
+
+// accuracy is the fraction of n examples that m classifies right, fed batch at a
+// time on b (see [Correct] for fill).
+func accuracy(b compute.Backend, m models.Model, n, batch int, fill func(i int, dst []float32) int) (float64, error) {
+	r := models.NewRunner(b, m)
+	defer r.Close()
+	correct, err := Correct(r, n, batch, fill)
 	if err != nil {
 		return 0, err
 	}

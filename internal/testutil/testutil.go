@@ -99,8 +99,13 @@ var TinyNativeDense = [][]float32{{1, -1, 0.5}, {0.2, 0.3, -0.4}, {-0.6, 0.1, 0.
 
 // TinyNative is conv(3x3, 2→4) → ReLU → global average pool → dense(4→3), NHWC,
 // with fixed weights: the logits are linear in the tapped activation, so its
-// Grad-CAM has a closed form (see gradcam's tests). Its dense weights are TinyNativeDense..
+// Grad-CAM has a closed form (see gradcam's tests). Its dense weights are TinyNativeDense.
 func TinyNative() *models.Native {
+	return TinyNativeWithDense(TinyNativeDense)
+}
+
+// TinyNativeWithDense is TinyNative with other dense weights, [channel][class].
+func TinyNativeWithDense(dense [][]float32) *models.Native {
 	store := model.NewStore()
 	kernel := make([]float32, 3*3*2*4)
 	for i := range kernel {
@@ -110,7 +115,7 @@ func TinyNative() *models.Native {
 		k := scope.VariableWithValue("kernel", tensors.FromFlatDataAndDimensions(kernel, 3, 3, 2, 4)).ValueGraph(x)
 		a := tap("relu", activation.Relu(tap("conv", graph.Convolve(x, k).PadSame().Done())))
 		pooled := tap("pool", graph.ReduceMean(a, 1, 2))
-		w := scope.VariableWithValue("dense", TinyNativeDense).ValueGraph(x)
+		w := scope.VariableWithValue("dense", dense).ValueGraph(x)
 		return tap("logits", graph.Dot(pooled, w).Product())
 	}
 	return models.NewNative("tiny", models.Input{Layout: models.NHWC, Channels: 2, Height: 5, Width: 6}, store, forward)
