@@ -8,18 +8,9 @@
 # the GoNB kernel), and echarts from npm for offline charts.
 # Installs only what is missing, so re-running it is cheap.
 set -euo pipefail
-pkgs=(python3-numpy python3-opencv python3-torch python3-torchvision python3-onnx chromium fonts-dejavu-core
-	poppler-utils jupyter-notebook jupyter-nbconvert python3-nbclient python3-ipykernel)
-missing=()
-for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	sudo=""
-	[ "$(id -u)" -ne 0 ] && sudo=sudo
-	echo "installing Debian packages: ${missing[*]}" >&2
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=apt.sh
+source "$(dirname "$0")/apt.sh"
+apt_install python3-numpy python3-opencv python3-torch python3-torchvision python3-onnx chromium fonts-dejavu-core \
+	poppler-utils jupyter-notebook jupyter-nbconvert python3-nbclient python3-ipykernel
 # A local echarts.min.js (npm package echarts, Apache-2.0) so chart pages draw offline.
 sh "$(dirname "$0")/../display/testdata/fetch_echarts.sh" >/dev/null

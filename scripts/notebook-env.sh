@@ -36,18 +36,9 @@ jupyter_dir=$dir/jupyter
 mkdir -p "$bin" "$jupyter_dir"
 
 # 1. Jupyter, from Debian.
-pkgs=(jupyter-notebook jupyter-nbconvert python3-nbclient python3-ipykernel)
-missing=()
-for p in "${pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	sudo=""
-	[ "$(id -u)" -ne 0 ] && sudo=sudo
-	say "installing Debian packages: ${missing[*]}"
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=apt.sh
+source scripts/apt.sh
+apt_install jupyter-notebook jupyter-nbconvert python3-nbclient python3-ipykernel
 
 # 2. GoNB at the version go.mod pins. It is built in a scratch module (GoNB's
 # own dependencies are not in convlens' go.sum); `go install gonb@version`
