@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/convlens/convlens/internal/testutil"
 )
 
 // The browser tests open chart pages in headless Chromium, offline, with a
@@ -28,13 +30,7 @@ import (
 func browserPrereqs(t *testing.T) (chromium, echartsJS string) {
 	t.Helper()
 	var missing []string
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			chromium = p
-			break
-		}
-	}
-	if chromium == "" {
+	if chromium = testutil.Chromium(); chromium == "" {
 		missing = append(missing, "Chromium (apt-get install -y chromium)")
 	}
 	echartsJS = os.Getenv(EChartsJSEnv)
@@ -45,11 +41,7 @@ func browserPrereqs(t *testing.T) (chromium, echartsJS string) {
 		missing = append(missing, fmt.Sprintf("echarts.min.js (set %s or run display/testdata/fetch_echarts.sh)", EChartsJSEnv))
 	}
 	if len(missing) > 0 {
-		msg := "browser test needs " + strings.Join(missing, " and ")
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg + "; skipped outside CI")
+		testutil.Unavailable(t, "browser test needs "+strings.Join(missing, " and "))
 	}
 	abs, err := filepath.Abs(echartsJS)
 	if err != nil {

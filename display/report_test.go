@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/convlens/convlens/internal/testutil"
 )
 
 // greyPhoto is a 120x80 grey gradient: an image with content but no
@@ -236,13 +238,7 @@ func TestReportReducesLargeImages(t *testing.T) {
 func printPrereqs(t *testing.T) (chromium string) {
 	t.Helper()
 	var missing []string
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			chromium = p
-			break
-		}
-	}
-	if chromium == "" {
+	if chromium = testutil.Chromium(); chromium == "" {
 		missing = append(missing, "Chromium (apt-get install chromium)")
 	}
 	for _, tool := range []string{"pdfinfo", "pdftoppm"} {
@@ -251,11 +247,7 @@ func printPrereqs(t *testing.T) (chromium string) {
 		}
 	}
 	if len(missing) > 0 {
-		msg := "the print test needs " + strings.Join(missing, " and ")
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg + "; skipped outside CI")
+		testutil.Unavailable(t, "the print test needs "+strings.Join(missing, " and "))
 	}
 	return chromium
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/convlens/convlens/internal/testutil"
 	"github.com/convlens/convlens/models"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -176,13 +177,7 @@ func TestWeightsChecksumOfNativeModels(t *testing.T) {
 // check is skipped, except under CI=true, where it fails.
 func printTools(t *testing.T) (string, bool) {
 	t.Helper()
-	var chromium string
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			chromium = p
-			break
-		}
-	}
+	chromium := testutil.Chromium()
 	_, errInfo := exec.LookPath("pdfinfo")
 	if chromium == "" || errInfo != nil {
 		msg := "printing the report needs Chromium and pdfinfo (apt-get install chromium poppler-utils)"

@@ -3,6 +3,7 @@
 package testutil
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -65,12 +66,30 @@ func Python(t testing.TB, script string) string {
 	t.Helper()
 	out, err := exec.Command("/usr/bin/python3", "-c", script).CombinedOutput()
 	if err != nil {
-		if os.Getenv("CI") != "true" {
-			t.Skipf("python3 reference unavailable: %v %s", err, out)
-		}
-		t.Fatalf("python3: %v\n%s", err, out)
+		Unavailable(t, fmt.Sprintf("python3 reference unavailable: %v\n%s", err, out))
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// Unavailable stops a test whose tools (msg says which) are missing: it fails
+// under CI=true, where the set-up installs every tool the tests use, and is
+// skipped elsewhere.
+func Unavailable(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg + "; skipped outside CI")
+}
+
+// Chromium is the path of a Chromium (or Chrome) on PATH, or "" if there is none.
+func Chromium() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
 }
 
 // MaxAbsDiff is max_i |a_i − b_i|.
