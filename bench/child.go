@@ -14,6 +14,7 @@ import (
 	"github.com/convlens/convlens/gradcam"
 	"github.com/convlens/convlens/internal/npy"
 	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/backend"
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute-onnx/support/protos"
 	"github.com/gomlx/compute/dtypes"
@@ -27,7 +28,7 @@ import (
 // set, the binary (or the test binary, see TestMain) is the convlens worker.
 const childEnv = "CONVLENS_BENCH_CHILD"
 
-// fastConvEnv is models.NewBackend's switch: "0" turns the fast convolution off.
+// fastConvEnv is backend.New's switch: "0" turns the fast convolution off.
 const fastConvEnv = "CONVLENS_FASTCONV"
 
 // childConfig is what a convlens worker loads.
@@ -59,11 +60,11 @@ func runChild(spec string) error {
 	if err != nil {
 		return err
 	}
-	backend, err := models.NewBackend("go")
+	b, err := backend.New("go")
 	if err != nil {
 		return err
 	}
-	runner := models.NewRunner(backend, m)
+	runner := models.NewRunner(b, m)
 	defer runner.Close()
 	cam, err := gradcam.New(runner, cfg.Layer).Done()
 	if err != nil {
@@ -92,7 +93,7 @@ func runChild(spec string) error {
 		fast = "off"
 	}
 	fmt.Printf("ready model %s backend %s fastconv %s GOMAXPROCS %d %s load %.1fs\n",
-		m.Name(), backend.Name(), fast, runtime.GOMAXPROCS(0), runtime.Version(), time.Since(t0).Seconds())
+		m.Name(), b.Name(), fast, runtime.GOMAXPROCS(0), runtime.Version(), time.Since(t0).Seconds())
 
 	var last *gradcam.Result
 	matmuls := map[int]*matMul{}
@@ -162,7 +163,7 @@ func runChild(spec string) error {
 				if err != nil {
 					return "", err
 				}
-				return timeMatMul(backend, matmuls, n)
+				return timeMatMul(b, matmuls, n)
 			case "flops":
 				fl, err := forwardFLOPs(cfg.ONNX, m)
 				if err != nil {

@@ -20,7 +20,7 @@
 //
 // # The two sides
 //
-// convlens: models.LoadONNX, models.NewRunner on models.NewBackend("go") (the pure-Go
+// convlens: models.LoadONNX, models.NewRunner on backend.New("go") (the pure-Go
 // backend with the fast convolution unless CONVLENS_FASTCONV=0, which this command
 // passes on), gradcam.New(runner, layer).Done(), then cam.Explain(x, gradcam.Top(1)):
 // top-1 class, normalised maps at input size, copied back to Go slices.
@@ -820,7 +820,7 @@ func writeHeader(w *strings.Builder, cfg config, versions string, rows []*row, l
 	fmt.Fprintf(w, "Grad-CAM at the last conv block, top-1 class, normalised 224×224 maps; %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(w, "- Machine: %s, %d CPUs, %s RAM; load average %s at the start, %s at the end (other processes share it); run took %s.\n",
 		cpuModel(), runtime.NumCPU(), memTotal(), loadStart, loadAvg(), took.Round(time.Second))
-	fmt.Fprintf(w, "- convlens: pure-Go backend (models.NewBackend(\"go\")), fast convolution %s, %s %s, GOMAXPROCS %d.\n",
+	fmt.Fprintf(w, "- convlens: pure-Go backend (backend.New(\"go\")), fast convolution %s, %s %s, GOMAXPROCS %d.\n",
 		fast, runtime.Version(), simd, cfg.threads)
 	omp := "OMP_WAIT_POLICY=" + cfg.ompWait
 	if cfg.ompWait == "" {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/convlens/convlens/heatmap"
 	"github.com/convlens/convlens/internal/testutil"
 )
 
@@ -157,7 +158,7 @@ func TestBrowserTopKAndLayerChartsDrawTheirText(t *testing.T) {
 
 func TestBrowserHeatmapTooltipAndColours(t *testing.T) {
 	chromium, js := browserPrereqs(t)
-	m := Map{Width: 3, Height: 2, Values: []float32{0.125, 0.5, 0.875, 1.5, -2, 0.25}}
+	m := heatmap.Map{Width: 3, Height: 2, Values: []float32{0.125, 0.5, 0.875, 1.5, -2, 0.25}}
 	c := HeatmapChart(m).ScriptFile(js)
 	page := mustHTML(t, c)
 
@@ -189,7 +190,7 @@ func TestBrowserHeatmapTooltipAndColours(t *testing.T) {
 // global "echarts", but inside the iframe it cannot see the loader.
 func TestBrowserIFrameEscapesRequireJS(t *testing.T) {
 	chromium, js := browserPrereqs(t)
-	m := Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
+	m := heatmap.Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
 	c := HeatmapChart(m).Size(600, 500).ScriptFile(js)
 	frag, err := c.IFrame()
 	if err != nil {

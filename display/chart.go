@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/convlens/convlens/heatmap"
 	"github.com/go-echarts/go-echarts/v2/charts"
 	"github.com/go-echarts/go-echarts/v2/opts"
 	"github.com/go-echarts/go-echarts/v2/render"
@@ -60,8 +61,8 @@ type Chart struct {
 	scriptFile    string
 	scriptURL     string
 
-	m    Map      // heatmapChart
-	cmap Colormap // heatmapChart
+	m    heatmap.Map // heatmapChart
+	cmap Colormap    // heatmapChart
 
 	scores []float32 // topKChart
 	labels []string  // topKChart
@@ -80,7 +81,7 @@ type Chart struct {
 //
 // Chart the map at its own resolution (a 7x7 or 14x14 CAM): every value
 // becomes one cell in the page.
-func HeatmapChart(m Map) *Chart {
+func HeatmapChart(m heatmap.Map) *Chart {
 	return &Chart{kind: heatmapChart, m: m, cmap: Jet, width: 720, height: 600,
 		xName: "x", yName: "y"}
 }

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/convlens/convlens/heatmap"
 )
 
 // fakeEcharts writes a stand-in echarts script and returns its path. It
@@ -44,7 +46,7 @@ func mustContain(t *testing.T, page string, parts ...string) {
 func TestHeatmapChartData(t *testing.T) {
 	t.Setenv(EChartsJSEnv, "")
 	nan := float32(math.NaN())
-	m := Map{Width: 3, Height: 2, Values: []float32{0.125, 0.5, 0.875, 1.5, -2, nan}}
+	m := heatmap.Map{Width: 3, Height: 2, Values: []float32{0.125, 0.5, 0.875, 1.5, -2, nan}}
 	page := mustHTML(t, HeatmapChart(m).Title("layer4 CAM"))
 	mustContain(t, page,
 		"<!DOCTYPE html>", "<title>layer4 CAM</title>",
@@ -63,15 +65,15 @@ func TestHeatmapChartData(t *testing.T) {
 	if !strings.Contains(page, `"label":{"show":true`) || !strings.Contains(page, "v.toFixed(2)") {
 		t.Error("small map has no cell labels with 2 decimals")
 	}
-	big := Map{Width: 17, Height: 17, Values: make([]float32, 289)}
+	big := heatmap.Map{Width: 17, Height: 17, Values: make([]float32, 289)}
 	if strings.Contains(mustHTML(t, HeatmapChart(big)), `"label":{"show":true`) {
 		t.Error("17x17 map has cell labels")
 	}
 	// Constant maps still get a usable scale; another colormap changes the colours.
-	page = mustHTML(t, HeatmapChart(Map{Width: 1, Height: 1, Values: []float32{0}}).Colormap(Viridis))
+	page = mustHTML(t, HeatmapChart(heatmap.Map{Width: 1, Height: 1, Values: []float32{0}}).Colormap(Viridis))
 	mustContain(t, page, `{visualMap: {min: -0.5, max: 0.5`, `"#440154"`, `"#fde725"`)
 
-	if _, err := HeatmapChart(Map{Width: 2, Height: 2}).HTML(); err == nil {
+	if _, err := HeatmapChart(heatmap.Map{Width: 2, Height: 2}).HTML(); err == nil {
 		t.Error("chart of an invalid map succeeded")
 	}
 	if _, err := HeatmapChart(m).Size(0, 100).HTML(); err == nil {
@@ -81,7 +83,7 @@ func TestHeatmapChartData(t *testing.T) {
 
 func TestChartScriptSources(t *testing.T) {
 	local := fakeEcharts(t)
-	m := Map{Width: 1, Height: 1, Values: []float32{1}}
+	m := heatmap.Map{Width: 1, Height: 1, Values: []float32{1}}
 
 	t.Setenv(EChartsJSEnv, local)
 	page := mustHTML(t, HeatmapChart(m))

@@ -7,15 +7,11 @@
 //
 // # Maps
 //
-// A Map is a small two-dimensional field of numbers: a CAM, or one channel
-// of a feature map. It is stored row-major, row 0 at the top, like an
-// image:
-//
-//	m, err := display.NewMap(7, 7, cam) // cam is []float32 of length 49
-//
-// Map.MinMax, Map.Normalized (min-max to [0, 1]) and Map.Resize (bilinear
-// with half-pixel centres, as OpenCV's cv2.resize) prepare maps for
-// display.
+// What display draws is a [heatmap.Map], the value the gradcam and
+// featuremaps packages return: a small two-dimensional field of numbers (a
+// CAM, or one channel of a feature map), row-major, row 0 at the top, like an
+// image. Package heatmap also normalises and resizes maps; display only
+// draws them, and imports nothing of convlens above that floor.
 //
 // # Colormaps
 //

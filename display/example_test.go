@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/convlens/convlens/display"
+	"github.com/convlens/convlens/heatmap"
 )
 
 // photo returns a small stand-in for a photograph: a horizontal grey ramp.
@@ -23,44 +24,6 @@ func photo(w, h int) image.Image {
 		}
 	}
 	return img
-}
-
-func ExampleNewMap() {
-	// A 3x2 map, row-major: row 0 is 1 2 3.
-	m, err := display.NewMap(3, 2, []float32{1, 2, 3, 4, 5, 6})
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(m.At(2, 0), m.At(0, 1))
-	lo, hi := m.MinMax()
-	fmt.Println(lo, hi)
-	fmt.Println(m.Normalized().Values)
-
-	_, err = display.NewMap(3, 2, []float32{1, 2})
-	fmt.Println(err)
-	// Output:
-	// 3 4
-	// 1 6
-	// [0 0.2 0.4 0.6 0.8 1]
-	// display: map of size 3x2 has 2 values, want 6
-}
-
-func ExampleMap_Resize() {
-	// Bilinear with half-pixel centres, as cv2.resize: the corners keep
-	// their values and the border rows and columns are not faded.
-	m := display.Map{Width: 2, Height: 2, Values: []float32{0, 1, 2, 3}}
-	big, err := m.Resize(4, 4)
-	if err != nil {
-		log.Fatal(err)
-	}
-	for y := 0; y < big.Height; y++ {
-		fmt.Println(big.Values[y*big.Width : (y+1)*big.Width])
-	}
-	// Output:
-	// [0 0.25 0.75 1]
-	// [0.5 0.75 1.25 1.5]
-	// [1.5 1.75 2.25 2.5]
-	// [2 2.25 2.75 3]
 }
 
 func ExampleColormapByName() {
@@ -91,7 +54,7 @@ func ExampleColormap_At() {
 func ExampleOverlay() {
 	base := photo(8, 6)
 	// A 2x2 CAM, normalised to [0, 1]: the right-hand side matters.
-	cam := display.Map{Width: 2, Height: 2, Values: []float32{0, 1, 0, 1}}
+	cam := heatmap.Map{Width: 2, Height: 2, Values: []float32{0, 1, 0, 1}}
 	img, err := display.Overlay(base, cam).Alpha(0.5).Image()
 	if err != nil {
 		log.Fatal(err)
@@ -111,7 +74,7 @@ func ExampleOverlay() {
 }
 
 func ExampleHeatmap() {
-	fm := display.Map{Width: 2, Height: 1, Values: []float32{-4, 12}} // a raw feature map
+	fm := heatmap.Map{Width: 2, Height: 1, Values: []float32{-4, 12}} // a raw feature map
 	img, err := display.Heatmap(fm).Colormap(display.Grey).Range(fm.MinMax()).Size(4, 2).Image()
 	if err != nil {
 		log.Fatal(err)
@@ -122,7 +85,7 @@ func ExampleHeatmap() {
 }
 
 func ExamplePanel() {
-	cam := display.Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
+	cam := heatmap.Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
 	img, err := display.Panel(photo(64, 48), cam).Caption("tabby cat (281)  score 0.874").Image()
 	if err != nil {
 		log.Fatal(err)
@@ -134,7 +97,7 @@ func ExamplePanel() {
 }
 
 func ExampleRows() {
-	cam := display.Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
+	cam := heatmap.Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
 	one, err := display.Rows(display.Row{Image: photo(64, 48), Map: cam, Caption: "cat 0.87"}).Image()
 	if err != nil {
 		log.Fatal(err)
@@ -208,7 +171,7 @@ func ExampleShow() {
 }
 
 func ExampleHeatmapChart() {
-	cam := display.Map{Width: 3, Height: 2, Values: []float32{0.1, 0.5, 0.9, 0.2, 0.4, 1}}
+	cam := heatmap.Map{Width: 3, Height: 2, Values: []float32{0.1, 0.5, 0.9, 0.2, 0.4, 1}}
 	page, err := display.HeatmapChart(cam).Title("layer4 Grad-CAM").
 		ScriptURL("echarts.min.js"). // next to the page; or ScriptFile to inline it
 		HTML()

@@ -7,6 +7,8 @@ import (
 	"image/draw"
 	"math"
 	"strconv"
+
+	"github.com/convlens/convlens/heatmap"
 )
 
 // Geometry of grids, in pixels. It is fixed (not derived from font metrics)
@@ -51,7 +53,7 @@ const (
 // its label, and splits them over pages when there are too many for one
 // sheet. Create one with FilterGrid or ImageGrid.
 type GridBuilder struct {
-	maps    []Map         // FilterGrid
+	maps    []heatmap.Map // FilterGrid
 	images  []image.Image // ImageGrid
 	labels  []string
 	cmap    Colormap
@@ -62,7 +64,7 @@ type GridBuilder struct {
 
 // FilterGrid starts building the classic picture of a convolutional layer's
 // output: one tile per channel map. Each map is normalised to [0, 1] on its
-// own (Map.Normalized: min-max, so a constant map, such as a blank channel
+// own (heatmap.Map.Normalized: min-max, so a constant map, such as a blank channel
 // of a ReLU layer, is drawn in the colormap's first colour), then coloured
 // with the colormap (default Viridis; see Colormap.At for the
 // quantisation).
@@ -70,8 +72,14 @@ type GridBuilder struct {
 // All maps must have the same size. Each tile is labelled with its index in
 // maps unless Labels says otherwise; a feature map's channel numbers are
 // the usual labels.
-func FilterGrid(maps ...Map) *GridBuilder {
+func FilterGrid(maps ...heatmap.Map) *GridBuilder {
 	return &GridBuilder{maps: maps, cmap: Viridis, perPage: DefaultGridPerPage}
+}
+
+// TileGrid is FilterGrid of t's maps, labelled and titled as t says: a grid
+// of the tiles featuremaps returns.
+func TileGrid(t heatmap.Tiles) *GridBuilder {
+	return FilterGrid(t.Maps...).Labels(t.Labels...).Title(t.Title)
 }
 
 // ImageGrid starts building a grid of pictures, such as the images
@@ -94,7 +102,7 @@ func (b *GridBuilder) Colormap(c Colormap) *GridBuilder { b.cmap = c; return b }
 // at (at least MinGridTile). A tile smaller than that is enlarged by the
 // largest whole factor that fits, every value becoming a block of pixels
 // (no interpolation, so what is drawn is what was computed); a larger one
-// is reduced to exactly px with bilinear interpolation (see Map.Resize).
+// is reduced to exactly px with bilinear interpolation (see heatmap.Map.Resize).
 // The default aims at 96 pixels: a 7x7 map is drawn 91x91, a 224x224 map
 // 96x96.
 func (b *GridBuilder) TileSize(px int) *GridBuilder { b.tile = px; return b }
@@ -350,11 +358,11 @@ func (b *GridBuilder) renderTile(k, w, h int) (*image.RGBA, error) {
 }
 
 // upscale repeats every value of m as an f x f block.
-func upscale(m Map, f int) Map {
+func upscale(m heatmap.Map, f int) heatmap.Map {
 	if f == 1 {
 		return m
 	}
-	out := Map{Width: m.Width * f, Height: m.Height * f, Values: make([]float32, m.Width*m.Height*f*f)}
+	out := heatmap.Map{Width: m.Width * f, Height: m.Height * f, Values: make([]float32, m.Width*m.Height*f*f)}
 	for y := range out.Height {
 		for x := range out.Width {
 			out.Values[y*out.Width+x] = m.Values[(y/f)*m.Width+x/f]
@@ -384,7 +392,7 @@ func scaleImage(img image.Image, w, h int) (*image.RGBA, error) {
 		return out, nil
 	}
 	for c := range 3 {
-		plane := Map{Width: r.Dx(), Height: r.Dy(), Values: make([]float32, r.Dx()*r.Dy())}
+		plane := heatmap.Map{Width: r.Dx(), Height: r.Dy(), Values: make([]float32, r.Dx()*r.Dy())}
 		for i := range plane.Values {
 			plane.Values[i] = float32(src.Pix[4*i+c])
 		}

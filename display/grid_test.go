@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/convlens/convlens/heatmap"
 )
 
 // The golden pictures testdata/grid_*.png are written by
@@ -18,7 +20,7 @@ import (
 var gridMask = color.RGBA{255, 0, 255, 255}
 
 // fiveMaps are the 4x4 maps of grid_golden.py's five_maps, in its order.
-func fiveMaps() []Map {
+func fiveMaps() []heatmap.Map {
 	ramp := make([]float32, 16)
 	tall := make([]float32, 16)
 	blank := make([]float32, 16)
@@ -37,19 +39,19 @@ func fiveMaps() []Map {
 		}
 	}
 	hot[1*4+2] = 5
-	out := make([]Map, 0, 5)
+	out := make([]heatmap.Map, 0, 5)
 	for _, v := range [][]float32{ramp, tall, blank, checker, hot} {
-		out = append(out, Map{Width: 4, Height: 4, Values: v})
+		out = append(out, heatmap.Map{Width: 4, Height: 4, Values: v})
 	}
 	return out
 }
 
 // tenMaps are grid_golden.py's ten_maps: map k is [[k, k+1], [k+2, 2k+3]].
-func tenMaps() []Map {
-	out := make([]Map, 10)
+func tenMaps() []heatmap.Map {
+	out := make([]heatmap.Map, 10)
 	for k := range out {
 		f := float32(k)
-		out[k] = Map{Width: 2, Height: 2, Values: []float32{f, f + 1, f + 2, 2*f + 3}}
+		out[k] = heatmap.Map{Width: 2, Height: 2, Values: []float32{f, f + 1, f + 2, 2*f + 3}}
 	}
 	return out
 }
@@ -225,9 +227,9 @@ func TestFilterGridPages(t *testing.T) {
 
 func TestFilterGridDefaultsAndLabels(t *testing.T) {
 	// 7x7 maps, the default tile aims at 96 pixels: 13x enlargement, 91 pixels.
-	maps := make([]Map, 2)
+	maps := make([]heatmap.Map, 2)
 	for i := range maps {
-		maps[i], _ = NewMap(7, 7, nil)
+		maps[i], _ = heatmap.New(7, 7, nil)
 	}
 	img, err := FilterGrid(maps...).Labels("", "7").Image()
 	if err != nil {
@@ -292,8 +294,8 @@ func TestImageGrid(t *testing.T) {
 }
 
 func TestGridBadInput(t *testing.T) {
-	m4, _ := NewMap(4, 4, nil)
-	m3, _ := NewMap(3, 4, nil)
+	m4, _ := heatmap.New(4, 4, nil)
+	m3, _ := heatmap.New(3, 4, nil)
 	for _, c := range []struct {
 		name string
 		b    *GridBuilder
@@ -304,7 +306,7 @@ func TestGridBadInput(t *testing.T) {
 		{"labels", FilterGrid(m4, m4).Labels("a"), "2 tiles but 1 labels"},
 		{"tile", FilterGrid(m4).TileSize(8), "minimum"},
 		{"per page", FilterGrid(m4).PerPage(0), "PerPage"},
-		{"bad map", FilterGrid(Map{Width: 2, Height: 2, Values: []float32{1}}), "values"},
+		{"bad map", FilterGrid(heatmap.Map{Width: 2, Height: 2, Values: []float32{1}}), "values"},
 		{"nil image", ImageGrid(nil), "nil image"},
 	} {
 		_, err := c.b.Images()

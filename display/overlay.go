@@ -6,6 +6,8 @@ import (
 	"image"
 	"image/color"
 	"math"
+
+	"github.com/convlens/convlens/heatmap"
 )
 
 // valueRange is the range of map values that the colormap spans.
@@ -31,9 +33,9 @@ func (r valueRange) scale(v float32) float32 {
 	return (v - r.lo) / (r.hi - r.lo)
 }
 
-// A HeatmapBuilder colours a Map with a colormap. Create one with Heatmap.
+// A HeatmapBuilder colours a heatmap.Map with a colormap. Create one with Heatmap.
 type HeatmapBuilder struct {
-	m             Map
+	m             heatmap.Map
 	cmap          Colormap
 	rng           valueRange
 	width, height int
@@ -42,7 +44,7 @@ type HeatmapBuilder struct {
 // Heatmap starts building the colour picture of m. By default it uses Jet,
 // maps the values 0..1 to the ends of the colormap (see
 // HeatmapBuilder.Range), and has one pixel per map value.
-func Heatmap(m Map) *HeatmapBuilder {
+func Heatmap(m heatmap.Map) *HeatmapBuilder {
 	return &HeatmapBuilder{m: m, cmap: Jet, rng: defaultRange}
 }
 
@@ -58,7 +60,7 @@ func (b *HeatmapBuilder) Range(lo, hi float32) *HeatmapBuilder {
 }
 
 // Size sets the size of the picture; the map is resized bilinearly (see
-// Map.Resize). The default is the map's own size.
+// [heatmap.Map.Resize]). The default is the map's own size.
 func (b *HeatmapBuilder) Size(width, height int) *HeatmapBuilder {
 	b.width, b.height = width, height
 	return b
@@ -101,7 +103,7 @@ func (b *HeatmapBuilder) render() (*image.RGBA, error) {
 // Overlay.
 type OverlayBuilder struct {
 	base  image.Image
-	m     Map
+	m     heatmap.Map
 	cmap  Colormap
 	alpha float64
 	rng   valueRange
@@ -123,7 +125,7 @@ type OverlayBuilder struct {
 //     brightest channel is 1, and converted to 8 bits by truncation.
 //
 // A base with transparency is first composited over white.
-func Overlay(base image.Image, m Map) *OverlayBuilder {
+func Overlay(base image.Image, m heatmap.Map) *OverlayBuilder {
 	return &OverlayBuilder{base: base, m: m, cmap: Jet, alpha: 0.5, rng: defaultRange}
 }
 

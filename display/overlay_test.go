@@ -6,6 +6,9 @@ import (
 	"image/color"
 	"os"
 	"testing"
+
+	"github.com/convlens/convlens/heatmap"
+	"github.com/convlens/convlens/internal/testutil"
 )
 
 // overlayCase is one case of testdata/overlay_cases.json, computed with
@@ -60,12 +63,12 @@ func TestOverlayMatchesReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := Map{Width: tc.Map.Width, Height: tc.Map.Height, Values: tc.Map.Values}
+		m := heatmap.Map{Width: tc.Map.Width, Height: tc.Map.Height, Values: tc.Map.Values}
 		resized, err := m.Resize(tc.Base.Width, tc.Base.Height)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !approxEqual(resized.Values, tc.Resized, 2e-6) {
+		if len(resized.Values) != len(tc.Resized) || testutil.MaxAbsDiff(resized.Values, tc.Resized) > 2e-6 {
 			t.Errorf("case %d: Resize differs from cv2.resize:\n got %v\nwant %v", i, resized.Values, tc.Resized)
 		}
 
@@ -112,7 +115,7 @@ func TestOverlayFormula(t *testing.T) {
 	base := image.NewRGBA(image.Rect(0, 0, 2, 1))
 	base.Set(0, 0, color.RGBA{100, 100, 100, 255})
 	base.Set(1, 0, color.RGBA{255, 255, 255, 255})
-	m := Map{Width: 2, Height: 1, Values: []float32{0, 1}}
+	m := heatmap.Map{Width: 2, Height: 1, Values: []float32{0, 1}}
 	img, err := Overlay(base, m).Alpha(0.25).Image()
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +138,7 @@ func TestOverlayFormula(t *testing.T) {
 	// uniform (51, 102, 204) becomes (63, 127, 255) (51*255/204 = 63.75,
 	// 102*255/204 = 127.5).
 	uni := image.NewUniform(color.RGBA{51, 102, 204, 255})
-	img, err = Overlay(&uniformImage{uni, image.Rect(0, 0, 3, 3)}, Map{Width: 1, Height: 1, Values: []float32{0.3}}).
+	img, err = Overlay(&uniformImage{uni, image.Rect(0, 0, 3, 3)}, heatmap.Map{Width: 1, Height: 1, Values: []float32{0.3}}).
 		Alpha(0).Image()
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +147,7 @@ func TestOverlayFormula(t *testing.T) {
 		t.Errorf("alpha 0: %v, want %v", got, want)
 	}
 	// Alpha 1 is the heat map alone (already has a 255 channel).
-	img, err = Overlay(&uniformImage{uni, image.Rect(0, 0, 3, 3)}, Map{Width: 1, Height: 1, Values: []float32{0.5}}).
+	img, err = Overlay(&uniformImage{uni, image.Rect(0, 0, 3, 3)}, heatmap.Map{Width: 1, Height: 1, Values: []float32{0.5}}).
 		Alpha(1).Image()
 	if err != nil {
 		t.Fatal(err)
@@ -164,12 +167,12 @@ func (u *uniformImage) Bounds() image.Rectangle { return u.r }
 
 func TestOverlayRange(t *testing.T) {
 	base := image.NewRGBA(image.Rect(0, 0, 4, 4))
-	m := Map{Width: 2, Height: 1, Values: []float32{10, 20}}
+	m := heatmap.Map{Width: 2, Height: 1, Values: []float32{10, 20}}
 	a, err := Overlay(base, m).Range(10, 20).Image()
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := Map{Width: 2, Height: 1, Values: []float32{0, 1}}
+	n := heatmap.Map{Width: 2, Height: 1, Values: []float32{0, 1}}
 	b, err := Overlay(base, n).Image()
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +183,7 @@ func TestOverlayRange(t *testing.T) {
 }
 
 func TestHeatmap(t *testing.T) {
-	m := Map{Width: 3, Height: 1, Values: []float32{-1, 0.5, 2}}
+	m := heatmap.Map{Width: 3, Height: 1, Values: []float32{-1, 0.5, 2}}
 	img, err := Heatmap(m).Colormap(Viridis).Image()
 	if err != nil {
 		t.Fatal(err)
@@ -202,11 +205,11 @@ func TestHeatmap(t *testing.T) {
 
 func TestOverlayErrors(t *testing.T) {
 	base := image.NewRGBA(image.Rect(0, 0, 4, 4))
-	good := Map{Width: 2, Height: 2, Values: make([]float32, 4)}
+	good := heatmap.Map{Width: 2, Height: 2, Values: make([]float32, 4)}
 	for name, b := range map[string]*OverlayBuilder{
 		"nil base":    Overlay(nil, good),
 		"empty base":  Overlay(image.NewRGBA(image.Rect(0, 0, 0, 3)), good),
-		"bad map":     Overlay(base, Map{Width: 2, Height: 2, Values: make([]float32, 3)}),
+		"bad map":     Overlay(base, heatmap.Map{Width: 2, Height: 2, Values: make([]float32, 3)}),
 		"alpha > 1":   Overlay(base, good).Alpha(1.5),
 		"alpha < 0":   Overlay(base, good).Alpha(-0.1),
 		"range empty": Overlay(base, good).Range(1, 1),

@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/draw"
 
+	"github.com/convlens/convlens/heatmap"
 	"golang.org/x/image/font"
 )
 
@@ -119,7 +120,7 @@ type PanelBuilder struct {
 // for base and the map m. The heat map is shown at the size of the image.
 // It has the same options and defaults as Overlay; the colour bar is on by
 // default.
-func Panel(base image.Image, m Map) *PanelBuilder {
+func Panel(base image.Image, m heatmap.Map) *PanelBuilder {
 	return &PanelBuilder{ov: *Overlay(base, m), colorbar: true}
 }
 
@@ -285,7 +286,7 @@ func compose(panels []panelParts, headings bool, f *faces) *image.RGBA {
 // A Row is one image of a batch with its map and caption, for Rows.
 type Row struct {
 	Image   image.Image
-	Map     Map
+	Map     heatmap.Map
 	Caption string // e.g. "tabby cat (281)  score 0.874"
 }
 
@@ -300,7 +301,7 @@ type RowsBuilder struct {
 // under its caption, and the column headings "image", "heat map",
 // "overlay" on top. All panels share the options set on the builder.
 func Rows(rows ...Row) *RowsBuilder {
-	return &RowsBuilder{rows: rows, panel: *Panel(nil, Map{}), headings: true}
+	return &RowsBuilder{rows: rows, panel: *Panel(nil, heatmap.Map{}), headings: true}
 }
 
 // Colormap sets the colormap (default Jet).

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/convlens/convlens/heatmap"
 )
 
 // randomImage returns an opaque image of random colours, which will not
@@ -159,7 +161,7 @@ func TestFormatValue(t *testing.T) {
 func TestPanelLayout(t *testing.T) {
 	const w, h = 120, 114 // at least minPanelSide, so drawn as is
 	base := randomImage(w, h, 1)
-	m := Map{Width: 3, Height: 2, Values: []float32{0, 0.2, 0.4, 0.6, 0.8, 1}}
+	m := heatmap.Map{Width: 3, Height: 2, Values: []float32{0, 0.2, 0.4, 0.6, 0.8, 1}}
 	heat, err := Heatmap(m).Size(w, h).Image()
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +229,7 @@ func TestPanelLayout(t *testing.T) {
 func TestRows(t *testing.T) {
 	const w, h = 120, 114 // at least minPanelSide, so drawn as is
 	a, b := randomImage(w, h, 2), randomImage(w, h, 3)
-	m := Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
+	m := heatmap.Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
 	img, err := Rows(
 		Row{Image: a, Map: m, Caption: "tabby (281) 0.874"},
 		Row{Image: b, Map: m, Caption: "tiger cat (282) 0.071"},
@@ -266,7 +268,7 @@ func TestRows(t *testing.T) {
 	if _, err := Rows().Image(); err == nil {
 		t.Error("Rows() with no rows succeeded")
 	}
-	_, err = Rows(Row{Image: a, Map: m}, Row{Image: b, Map: Map{Width: 2, Height: 2}}).Image()
+	_, err = Rows(Row{Image: a, Map: m}, Row{Image: b, Map: heatmap.Map{Width: 2, Height: 2}}).Image()
 	if err == nil || !strings.Contains(err.Error(), "row 1") {
 		t.Errorf("bad second row: error %v, want one naming row 1", err)
 	}
@@ -279,7 +281,7 @@ func TestRows(t *testing.T) {
 // digit is drawn 4× (112 pixels), each pixel a 4×4 block.
 func TestPanelEnlargesSmallPictures(t *testing.T) {
 	digit := randomImage(28, 28, 5)
-	m := Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
+	m := heatmap.Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
 	img, err := Panel(digit, m).Colorbar(false).Image()
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"image/png"
 	"strings"
 	"time"
+
+	"github.com/convlens/convlens/heatmap"
 )
 
 // A report is the artefact a reader who does not run code receives: one
@@ -43,7 +45,7 @@ type ReportPage struct {
 	Image image.Image
 	// Map is the heat map, values in [0, 1] (as Grad-CAM's normalised
 	// maps are), any size: it is resized to the image.
-	Map Map
+	Map heatmap.Map
 	// Top are the most probable classes, best first (a report shows up to
 	// five); Top[0] is the prediction.
 	Top []ReportClass
@@ -209,7 +211,7 @@ func (b *ReportBuilder) legend() (string, error) {
 	for i := range vals {
 		vals[i] = 1 - float32(i)/float32(len(vals)-1)
 	}
-	img, err := Heatmap(Map{Width: 1, Height: len(vals), Values: vals}).Colormap(b.cmap).Image()
+	img, err := Heatmap(heatmap.Map{Width: 1, Height: len(vals), Values: vals}).Colormap(b.cmap).Image()
 	if err != nil {
 		return "", err
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/convlens/convlens/heatmap"
 	"github.com/convlens/convlens/internal/testutil"
 )
 
@@ -35,7 +36,7 @@ func greyPhoto() image.Image {
 }
 
 // blobMap is an 8x8 map with one bright blob centred at (cx, cy), in [0, 1].
-func blobMap(cx, cy float64) Map {
+func blobMap(cx, cy float64) heatmap.Map {
 	v := make([]float32, 64)
 	for y := range 8 {
 		for x := range 8 {
@@ -43,12 +44,12 @@ func blobMap(cx, cy float64) Map {
 			v[y*8+x] = float32(math.Exp(-d / 4))
 		}
 	}
-	return Map{Width: 8, Height: 8, Values: v}
+	return heatmap.Map{Width: 8, Height: 8, Values: v}
 }
 
 var reportDate = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
 
-func testReport(pages int, m func(i int) Map) *ReportBuilder {
+func testReport(pages int, m func(i int) heatmap.Map) *ReportBuilder {
 	info := ReportInfo{
 		Model: "lesions-v2", Checksum: strings.Repeat("ab12", 16), ChecksumOf: "SHA-256 of the model file",
 		Method: "gradcam", Layers: []string{"/layer4/relu"}, LayerNote: "chosen automatically",
@@ -71,7 +72,7 @@ func testReport(pages int, m func(i int) Map) *ReportBuilder {
 var dataURIRe = regexp.MustCompile(`<img class="(\w+)(?: pixels)?" src="data:image/png;base64,([A-Za-z0-9+/=]+)"`)
 
 func TestReportIsOneSelfContainedFile(t *testing.T) {
-	page, err := testReport(3, func(i int) Map { return blobMap(2+float64(i), 3) }).HTML()
+	page, err := testReport(3, func(i int) heatmap.Map { return blobMap(2+float64(i), 3) }).HTML()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestReportExplainedClassAndEscaping(t *testing.T) {
 	if strings.Contains(page, "heat map is empty") {
 		t.Error("a map with a blob is called empty")
 	}
-	empty, err := Report(ReportInfo{Method: "gradcam"}, ReportPage{Image: greyPhoto(), Map: Map{Width: 2, Height: 2, Values: make([]float32, 4)},
+	empty, err := Report(ReportInfo{Method: "gradcam"}, ReportPage{Image: greyPhoto(), Map: heatmap.Map{Width: 2, Height: 2, Values: make([]float32, 4)},
 		Top: []ReportClass{{Probability: 1}}}).HTML()
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +189,7 @@ func TestReportErrors(t *testing.T) {
 		"no pages":          Report(ReportInfo{}),
 		"nil image":         Report(ReportInfo{}, ReportPage{Map: good.Map, Top: good.Top}),
 		"no classes":        Report(ReportInfo{}, ReportPage{Image: good.Image, Map: good.Map}),
-		"bad map":           Report(ReportInfo{}, ReportPage{Image: good.Image, Map: Map{Width: 2, Height: 2, Values: []float32{1}}, Top: good.Top}),
+		"bad map":           Report(ReportInfo{}, ReportPage{Image: good.Image, Map: heatmap.Map{Width: 2, Height: 2, Values: []float32{1}}, Top: good.Top}),
 		"probability > 1":   Report(ReportInfo{}, ReportPage{Image: good.Image, Map: good.Map, Top: []ReportClass{{Probability: 1.5}}}),
 		"probability NaN":   Report(ReportInfo{}, ReportPage{Image: good.Image, Map: good.Map, Top: []ReportClass{{Probability: math.NaN()}}}),
 		"tiny image side":   Report(ReportInfo{}, good).ImageSide(4),
@@ -311,7 +312,7 @@ func hotPixels(img image.Image) int {
 
 func TestReportPrintsOnePagePerImageWithTheOverlay(t *testing.T) {
 	chromium := printPrereqs(t)
-	page, err := testReport(3, func(i int) Map { return blobMap(2+float64(i), 3) }).HTML()
+	page, err := testReport(3, func(i int) heatmap.Map { return blobMap(2+float64(i), 3) }).HTML()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +330,7 @@ func TestReportPrintsOnePagePerImageWithTheOverlay(t *testing.T) {
 
 	// Control: the same report with blank heat maps (all zero: the overlay
 	// is a uniform blue tint). Its hot pixels are the colour scale's alone.
-	blank, err := testReport(1, func(int) Map { return Map{Width: 8, Height: 8, Values: make([]float32, 64)} }).HTML()
+	blank, err := testReport(1, func(int) heatmap.Map { return heatmap.Map{Width: 8, Height: 8, Values: make([]float32, 64)} }).HTML()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@
 //	runner := models.NewRunner(backend, model)
 //	acts, err := featuremaps.Extract(runner, batch, "conv1", "conv2") // or featuremaps.All
 //	fm, _ := acts.Layer("conv1")    // [N, C, H, W], channels first for every model
-//	m, _ := fm.Channel(0, 5)         // image 0, channel 5, as a display.Map
+//	m, _ := fm.Channel(0, 5)         // image 0, channel 5, as a heatmap.Map
 //
 // Values are always channels first ([N, C, H, W]) whatever the model's layout
 // (PyTorch/ONNX models are NCHW, GoMLX models usually NHWC; see
@@ -22,15 +22,17 @@
 //
 // # Filter grids
 //
-// [FeatureMap.Grid] tiles the channels of one image in a near-square grid,
-// each tile normalised to [0,1] on its own (so a weak channel is as visible as
-// a strong one: compare tiles by pattern, not by brightness) and labelled with
-// its channel index; [FeatureMap.TopGrid] shows only the K most active
-// channels. Large layers paginate, 64 tiles a page by default, instead of
-// producing one unreadable sheet:
+// [FeatureMap.Tiles] returns the channels of one image as labelled tiles,
+// which display.TileGrid lays out in a near-square grid, each tile normalised
+// to [0,1] on its own (so a weak channel is as visible as a strong one:
+// compare tiles by pattern, not by brightness) and labelled with its channel
+// index; [FeatureMap.TopTiles] keeps only the K most active channels. Large
+// layers paginate, 64 tiles a page by default, instead of producing one
+// unreadable sheet. This package computes and never draws, so it does not
+// import display; the picture is one call more:
 //
-//	grid, _ := fm.Grid(0)
-//	pages, _ := grid.Colormap(display.Viridis).Images()
+//	tiles, _ := fm.Tiles(0)
+//	pages, _ := display.TileGrid(tiles).Colormap(display.Viridis).Images()
 //
 // # What the statistics mean
 //
@@ -46,7 +48,7 @@
 // almost all of its information. Deeper layers encode more abstract, rarer
 // patterns ("an ear", "fur"), so for a given image more and more channels are
 // blank. The depth summary makes that claim a measured curve instead of an
-// impression from pictures; [Depth.Chart] draws it.
+// impression from pictures; display.LayerChart draws it.
 //
 // # Feature visualisation
 //
@@ -61,7 +63,7 @@
 //	opts := featuremaps.DefaultVisOptions()
 //	opts.Progress = func(p featuremaps.Progress) { fmt.Printf("\rstep %d/%d", p.Step, p.Steps) }
 //	vis, err := featuremaps.VisualizeLayer(runner, "conv2", nil, opts)
-//	page, _ := vis.Grid().Image()
+//	page, _ := display.ImageGrid(vis.Images()...).Labels(vis.Labels()...).Title(vis.Title()).Image()
 //
 // Plain gradient ascent finds high-frequency noise that excites the unit
 // without looking like anything. Three things from the article make the

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/convlens/convlens/display"
+	"github.com/convlens/convlens/heatmap"
 	"github.com/convlens/convlens/models"
 	"github.com/gomlx/gomlx/core/tensors"
 )
@@ -236,15 +236,15 @@ func (f *FeatureMap) plane(n, c int) []float32 {
 }
 
 // Channel returns channel c of image n as a map (sharing the values), ready
-// for the display package.
-func (f *FeatureMap) Channel(n, c int) (display.Map, error) {
+// for display to draw.
+func (f *FeatureMap) Channel(n, c int) (heatmap.Map, error) {
 	if err := f.checkImage(n); err != nil {
-		return display.Map{}, err
+		return heatmap.Map{}, err
 	}
 	if err := f.checkChannel(c); err != nil {
-		return display.Map{}, err
+		return heatmap.Map{}, err
 	}
-	return display.Map{Width: f.W, Height: f.H, Values: f.plane(n, c)}, nil
+	return heatmap.Map{Width: f.W, Height: f.H, Values: f.plane(n, c)}, nil
 }
 
 // Stats are the per-image statistics of one layer.
@@ -361,31 +361,18 @@ func (d Depth) String() string {
 	return b.String()
 }
 
-// Chart draws the blank fraction against depth as an interactive line chart
-// (see [display.LayerChart]): the "deeper layers are sparser" curve.
-func (d Depth) Chart() *display.Chart {
-	return display.LayerChart(d.Layers, display.Series{Name: "blank fraction", Values: d.BlankFraction}).
-		Title("Blank channels by depth").Axes("layer (input → output)", "fraction of blank channels")
-}
-
-// MeanChart draws the mean activation against depth.
-func (d Depth) MeanChart() *display.Chart {
-	return display.LayerChart(d.Layers, display.Series{Name: "mean activation", Values: d.Mean}).
-		Title("Mean activation by depth").Axes("layer (input → output)", "mean activation")
-}
-
-// Grid returns a filter grid (see [display.FilterGrid]) of image n at this
-// layer: the given channels in the order given, or all channels, each tile
-// normalised on its own and labelled with its channel index, titled with the
-// layer's name and shape. Set the colormap, tile size and page size on the
-// builder. A layer without spatial axes is an error.
-func (f *FeatureMap) Grid(n int, channels ...int) (*display.GridBuilder, error) {
+// Tiles returns image n's maps at this layer as tiles of a filter grid (which
+// display.TileGrid draws, each tile normalised on its own): the given
+// channels in the order given, or all channels, each labelled with its
+// channel index, titled with the layer's name and shape. A layer without
+// spatial axes is an error.
+func (f *FeatureMap) Tiles(n int, channels ...int) (heatmap.Tiles, error) {
 	if !f.Spatial {
-		return nil, fmt.Errorf("layer %q has %d channels of %dx%d: no spatial axes to draw as a grid; pick a convolutional layer (list them with `convlens layers`)",
+		return heatmap.Tiles{}, fmt.Errorf("layer %q has %d channels of %dx%d: no spatial axes to draw as a grid; pick a convolutional layer (list them with `convlens layers`)",
 			f.Layer.Name, f.C, f.H, f.W)
 	}
 	if err := f.checkImage(n); err != nil {
-		return nil, err
+		return heatmap.Tiles{}, err
 	}
 	title := fmt.Sprintf("%s: %d channels of %dx%d, image %d", f.Layer.Name, f.C, f.H, f.W, n)
 	if channels == nil {
@@ -396,36 +383,37 @@ func (f *FeatureMap) Grid(n int, channels ...int) (*display.GridBuilder, error) 
 	} else {
 		title = fmt.Sprintf("%s: %d of %d channels of %dx%d, image %d", f.Layer.Name, len(channels), f.C, f.H, f.W, n)
 	}
-	maps := make([]display.Map, len(channels))
+	maps := make([]heatmap.Map, len(channels))
 	labels := make([]string, len(channels))
 	for i, c := range channels {
 		m, err := f.Channel(n, c)
 		if err != nil {
-			return nil, err
+			return heatmap.Tiles{}, err
 		}
 		maps[i] = m
 		labels[i] = fmt.Sprint(c)
 	}
-	return display.FilterGrid(maps...).Labels(labels...).Title(title), nil
+	return heatmap.Tiles{Title: title, Labels: labels, Maps: maps}, nil
 }
 
-// TopGrid is [FeatureMap.Grid] of image n's k most active channels, most
+// TopTiles is [FeatureMap.Tiles] of image n's k most active channels, most
 // active first.
-func (f *FeatureMap) TopGrid(n, k int) (*display.GridBuilder, error) {
+func (f *FeatureMap) TopTiles(n, k int) (heatmap.Tiles, error) {
 	if k < 1 {
-		return nil, fmt.Errorf("top %d: K must be at least 1", k)
+		return heatmap.Tiles{}, fmt.Errorf("top %d: K must be at least 1", k)
 	}
 	if !f.Spatial {
-		return f.Grid(n) // the same error
+		return f.Tiles(n) // the same error
 	}
 	top, err := f.TopChannels(n, k)
 	if err != nil {
-		return nil, err
+		return heatmap.Tiles{}, err
 	}
-	g, err := f.Grid(n, top...)
+	t, err := f.Tiles(n, top...)
 	if err != nil {
-		return nil, err
+		return heatmap.Tiles{}, err
 	}
-	return g.Title(fmt.Sprintf("%s: top %d of %d channels of %dx%d by mean activation, image %d",
-		f.Layer.Name, len(top), f.C, f.H, f.W, n)), nil
+	t.Title = fmt.Sprintf("%s: top %d of %d channels of %dx%d by mean activation, image %d",
+		f.Layer.Name, len(top), f.C, f.H, f.W, n)
+	return t, nil
 }

@@ -8,9 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/convlens/convlens/display"
 	"github.com/convlens/convlens/featuremaps"
 	"github.com/convlens/convlens/internal/testutil"
 	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/modeltest"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/activation"
@@ -46,8 +48,8 @@ func nhwcToNCHW(data []float32, n, h, w, c int) []float32 {
 // TestExtractEqualsForwardPassNHWC: the activations are those of the model's
 // own forward pass (models.Runner.Run), transposed to channels first.
 func TestExtractEqualsForwardPassNHWC(t *testing.T) {
-	m := testutil.TinyNative() // NHWC, conv → relu → pool → logits
-	r := models.NewRunner(testutil.Backend(t), m)
+	m := modeltest.TinyNative() // NHWC, conv → relu → pool → logits
+	r := models.NewRunner(modeltest.Backend(t), m)
 	defer r.Close()
 	x := randomBatch(1, 2, 5, 6, 2)
 
@@ -119,7 +121,7 @@ func TestExtractMatchesPyTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := models.NewRunner(testutil.Backend(t), m)
+	r := models.NewRunner(modeltest.Backend(t), m)
 	defer r.Close()
 	data, shape := testutil.ReadNPY(t, testutil.Testdata("tinycnn", "input.npy"))
 	x := tensors.FromFlatDataAndDimensions(data, shape...)
@@ -217,7 +219,7 @@ func TestBlankFractionsKnownByConstruction(t *testing.T) {
 	if _, err := m.Check(); err != nil {
 		t.Fatal(err)
 	}
-	r := models.NewRunner(testutil.Backend(t), m)
+	r := models.NewRunner(modeltest.Backend(t), m)
 	defer r.Close()
 	acts, err := featuremaps.Extract(r, blankInput(), featuremaps.All, "gap")
 	if err != nil {
@@ -287,30 +289,32 @@ func TestBlankFractionsKnownByConstruction(t *testing.T) {
 	if !strings.Contains(d.String(), "66.7%") {
 		t.Errorf("depth table lacks relu's 66.7%%:\n%s", d)
 	}
-	if html, err := d.Chart().HTML(); err != nil || !strings.Contains(html, "blank fraction") {
+	chart := display.LayerChart(d.Layers, display.Series{Name: "blank fraction", Values: d.BlankFraction})
+	if html, err := chart.HTML(); err != nil || !strings.Contains(html, "blank fraction") {
 		t.Errorf("depth chart: %v", err)
 	}
 
-	// A grid has a tile per channel; TopGrid has the K most active.
-	g, err := fm.Grid(0)
+	// A grid has a tile per channel; TopTiles has the K most active.
+	tiles, err := fm.Tiles(0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	g := display.TileGrid(tiles)
 	if g.Len() != 6 {
 		t.Errorf("grid of 6 channels has %d tiles", g.Len())
 	}
 	if _, err := g.Image(); err != nil {
 		t.Error(err)
 	}
-	g, err = fm.TopGrid(1, 2)
-	if err != nil || g.Len() != 2 {
-		t.Errorf("TopGrid(1, 2): %v tiles, %v", g.Len(), err)
+	tiles, err = fm.TopTiles(1, 2)
+	if err != nil || len(tiles.Maps) != 2 {
+		t.Errorf("TopTiles(1, 2): %v tiles, %v", len(tiles.Maps), err)
 	}
 }
 
 func TestBadInput(t *testing.T) {
 	m := blankModel()
-	r := models.NewRunner(testutil.Backend(t), m)
+	r := models.NewRunner(modeltest.Backend(t), m)
 	defer r.Close()
 	x := blankInput()
 	if _, err := featuremaps.Extract(r, x, "rleu"); err == nil || !strings.Contains(err.Error(), "closest: relu") {
@@ -327,18 +331,18 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	gap, _ := acts.Layer("gap")
-	if _, err := gap.Grid(0); err == nil || !strings.Contains(err.Error(), "no spatial axes") {
+	if _, err := gap.Tiles(0); err == nil || !strings.Contains(err.Error(), "no spatial axes") {
 		t.Errorf("grid of a vector layer: %v", err)
 	}
-	if _, err := gap.TopGrid(0, 2); err == nil || !strings.Contains(err.Error(), "no spatial axes") {
+	if _, err := gap.TopTiles(0, 2); err == nil || !strings.Contains(err.Error(), "no spatial axes") {
 		t.Errorf("top grid of a vector layer: %v", err)
 	}
 	relu, _ := acts.Layer("relu")
 	for name, err := range map[string]error{
 		"Stats":    second(relu.Stats(2, 0)),
 		"Channel":  second(relu.Channel(-1, 0)),
-		"Grid":     second(relu.Grid(2)),
-		"TopGrid":  second(relu.TopGrid(5, 1)),
+		"Tiles":    second(relu.Tiles(2)),
+		"TopTiles": second(relu.TopTiles(5, 1)),
 		"Depth":    second(acts.Depth(2)),
 		"AllStats": second(acts.Stats(7, 0)),
 	} {
@@ -349,7 +353,7 @@ func TestBadInput(t *testing.T) {
 	if _, err := relu.Channel(0, 6); err == nil || !strings.Contains(err.Error(), "has 6 channels") {
 		t.Errorf("channel out of range: %v", err)
 	}
-	if _, err := relu.Grid(0, 0, 9); err == nil || !strings.Contains(err.Error(), "channel 9 out of range") {
+	if _, err := relu.Tiles(0, 0, 9); err == nil || !strings.Contains(err.Error(), "channel 9 out of range") {
 		t.Errorf("grid channel out of range: %v", err)
 	}
 	if _, err := relu.Stats(0, -1); err == nil {

@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 
-	"github.com/convlens/convlens/display"
 	"github.com/convlens/convlens/models"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -183,9 +182,9 @@ func normalize(norm models.Normalization, c int, v float32) float32 {
 	return v
 }
 
-// Grid returns the images as a grid (see [display.ImageGrid]), each
-// labelled with its channel (and position, for a neuron).
-func (v *Visualization) Grid() *display.GridBuilder {
+// Labels name the images, in order, by channel (and position, for a
+// neuron): the labels of a grid of them (display.ImageGrid).
+func (v *Visualization) Labels() []string {
 	labels := make([]string, len(v.Objectives))
 	for i, o := range v.Objectives {
 		labels[i] = fmt.Sprint(o.Channel)
@@ -193,11 +192,16 @@ func (v *Visualization) Grid() *display.GridBuilder {
 			labels[i] += fmt.Sprintf("@%d,%d", o.X, o.Y)
 		}
 	}
-	title := "feature visualisation"
+	return labels
+}
+
+// Title names what the images show, the layer and "feature visualisation":
+// the title of a grid of them.
+func (v *Visualization) Title() string {
 	if len(v.Objectives) > 0 {
-		title = v.Objectives[0].Layer + ": " + title
+		return v.Objectives[0].Layer + ": feature visualisation"
 	}
-	return display.ImageGrid(v.Images()...).Labels(labels...).Title(title)
+	return "feature visualisation"
 }
 
 // VisualizeLayer synthesises one image per channel of layer (the given

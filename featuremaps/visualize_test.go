@@ -5,9 +5,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/convlens/convlens/display"
 	"github.com/convlens/convlens/featuremaps"
 	"github.com/convlens/convlens/internal/testutil"
 	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/modeltest"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/activation"
@@ -52,7 +54,7 @@ func visOptions() featuremaps.VisOptions {
 }
 
 func TestVisualizeIncreasesActivationDeterministically(t *testing.T) {
-	r := models.NewRunner(testutil.Backend(t), edgeModel())
+	r := models.NewRunner(modeltest.Backend(t), edgeModel())
 	defer r.Close()
 	// A unit that is negative before its ReLU on the random start has no
 	// gradient, so single units are targeted before the ReLU. And for a
@@ -141,7 +143,7 @@ func TestVisualizeIncreasesActivationDeterministically(t *testing.T) {
 }
 
 func TestVisualizeLayerGrid(t *testing.T) {
-	r := models.NewRunner(testutil.Backend(t), edgeModel())
+	r := models.NewRunner(modeltest.Backend(t), edgeModel())
 	defer r.Close()
 	opts := visOptions()
 	opts.Steps = 10
@@ -159,7 +161,7 @@ func TestVisualizeLayerGrid(t *testing.T) {
 	if len(v.Pixels) != 2 || !slices.Equal(batches, []int{1, 2}) {
 		t.Errorf("%d images in batches %v, want 2 in [1 2]", len(v.Pixels), batches)
 	}
-	img, err := v.Grid().Image()
+	img, err := display.ImageGrid(v.Images()...).Labels(v.Labels()...).Title(v.Title()).Image()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +179,7 @@ func TestVisualizeNCHWWithNormalisation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := models.NewRunner(testutil.Backend(t), m)
+	r := models.NewRunner(modeltest.Backend(t), m)
 	defer r.Close()
 	opts := featuremaps.DefaultVisOptions()
 	opts.Steps = 30
@@ -207,7 +209,7 @@ func TestVisualizeNCHWWithNormalisation(t *testing.T) {
 }
 
 func TestVisualizeBadInput(t *testing.T) {
-	r := models.NewRunner(testutil.Backend(t), edgeModel())
+	r := models.NewRunner(modeltest.Backend(t), edgeModel())
 	defer r.Close()
 	opts := visOptions()
 	for _, c := range []struct {

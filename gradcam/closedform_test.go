@@ -8,6 +8,7 @@ import (
 	"github.com/convlens/convlens/gradcam"
 	"github.com/convlens/convlens/internal/testutil"
 	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/modeltest"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 )
@@ -17,8 +18,8 @@ import (
 // Go from the activation alone, independently of the graph's gradients. The
 // model is NHWC, so this also checks the channels-last path.
 func TestGradCAMClosedFormOnNativeModel(t *testing.T) {
-	m := testutil.TinyNative()
-	r := models.NewRunner(testutil.Backend(t), m)
+	m := modeltest.TinyNative()
+	r := models.NewRunner(modeltest.Backend(t), m)
 	rng := rand.New(rand.NewPCG(1, 2))
 	const n, h, w, c = 3, 5, 6, 4
 	data := make([]float32, n*h*w*2)
@@ -45,7 +46,7 @@ func TestGradCAMClosedFormOnNativeModel(t *testing.T) {
 	for img := range n {
 		for p := range h * w {
 			for k := range c {
-				want[img*h*w+p] += testutil.TinyNativeDense[k][classes[img]] / (h * w) * a[(img*h*w+p)*c+k]
+				want[img*h*w+p] += modeltest.TinyNativeDense[k][classes[img]] / (h * w) * a[(img*h*w+p)*c+k]
 			}
 		}
 	}
@@ -62,7 +63,7 @@ func TestGradCAMClosedFormOnNativeModel(t *testing.T) {
 // A Score target differentiates any function of the logits: the sum of two
 // classes' logits has the sum of their maps (Grad-CAM is linear in the score).
 func TestScoreTargetIsLinear(t *testing.T) {
-	r := models.NewRunner(testutil.Backend(t), testutil.TinyNative())
+	r := models.NewRunner(modeltest.Backend(t), modeltest.TinyNative())
 	x := tensors.FromFlatDataAndDimensions(ramp(2*5*6*2), 2, 5, 6, 2)
 	cam, err := gradcam.New(r, "relu").Done()
 	if err != nil {
@@ -108,7 +109,7 @@ func ramp(n int) []float32 {
 }
 
 func TestBadTargetsAndLayers(t *testing.T) {
-	r := models.NewRunner(testutil.Backend(t), testutil.TinyNative())
+	r := models.NewRunner(modeltest.Backend(t), modeltest.TinyNative())
 	x := tensors.FromFlatDataAndDimensions(ramp(2*5*6*2), 2, 5, 6, 2)
 	if _, err := gradcam.New(r).Done(); err == nil {
 		t.Error("no layer accepted")

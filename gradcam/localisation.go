@@ -1,6 +1,8 @@
 package gradcam
 
-import "github.com/convlens/convlens/display"
+import (
+	"github.com/convlens/convlens/heatmap"
+)
 
 // Localisation against a ground-truth mask: how well a heat map falls on the
 // object a person marked. mask is row-major at the map's size (for a
@@ -12,7 +14,7 @@ import "github.com/convlens/convlens/display"
 // (the pointing game, Zhang et al., 2016, without a tolerance margin). On a
 // tie the first such pixel in row-major order counts, so a blank map
 // scores as its top-left pixel.
-func PointingHit(m display.Map, mask []bool) bool {
+func PointingHit(m heatmap.Map, mask []bool) bool {
 	best := 0
 	for i, v := range m.Values {
 		if v > m.Values[best] {
@@ -25,7 +27,7 @@ func PointingHit(m display.Map, mask []bool) bool {
 // EnergyFraction is Σ_{p∈mask} m(p) / Σ_p m(p), the share of the map's
 // total mass that falls in mask; 0 when the map sums to 0. A map spread
 // evenly over the image scores the mask's share of the image.
-func EnergyFraction(m display.Map, mask []bool) float64 {
+func EnergyFraction(m heatmap.Map, mask []bool) float64 {
 	var in, total float64
 	for i, v := range m.Values {
 		total += float64(v)

@@ -1,6 +1,10 @@
 package gradcam
 
-import "math"
+import (
+	"math"
+
+	"github.com/convlens/convlens/internal/rng"
+)
 
 // NormalNoise returns n standard normal samples, reproducible from seed in
 // any language, so that noisy methods ([SmoothGradMethod]) and the metrics'
@@ -23,13 +27,5 @@ func NormalNoise(seed uint64, n int) []float32 {
 
 // Uniform returns U(j) of [NormalNoise]: a uniform sample in (0, 1), the j-th of the stream seed.
 func Uniform(seed, j uint64) float64 {
-	return (float64(splitMix64(seed, j)>>11) + 0.5) / (1 << 53)
-}
-
-// splitMix64 returns the (j+1)-th output of SplitMix64 started at state seed.
-func splitMix64(seed, j uint64) uint64 {
-	z := seed + (j+1)*0x9E3779B97F4A7C15
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-	return z ^ (z >> 31)
+	return (float64(rng.At(seed, j)>>11) + 0.5) / (1 << 53)
 }

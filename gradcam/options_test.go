@@ -9,13 +9,14 @@ import (
 	"github.com/convlens/convlens/gradcam"
 	"github.com/convlens/convlens/internal/testutil"
 	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/modeltest"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 )
 
-// tinyBatch is a random batch for testutil.TinyNative (NHWC, 5×6×2).
+// tinyBatch is a random batch for modeltest.TinyNative (NHWC, 5×6×2).
 func tinyBatch(n int, seed uint64) *tensors.Tensor {
 	rng := rand.New(rand.NewPCG(seed, 2))
 	data := make([]float32, n*5*6*2)
@@ -28,7 +29,7 @@ func tinyBatch(n int, seed uint64) *tensors.Tensor {
 // TinyNative's "relu" layer has the input's size, so no resizing happens and
 // the options can be checked exactly against the raw map.
 func TestReLUAndNormalizeOptions(t *testing.T) {
-	r := models.NewRunner(testutil.Backend(t), testutil.TinyNative())
+	r := models.NewRunner(modeltest.Backend(t), modeltest.TinyNative())
 	x := tinyBatch(3, 5)
 	for _, c := range []struct {
 		relu, norm bool
@@ -79,7 +80,7 @@ func apply(v []float32, f func(float32) float32) []float32 {
 // weights have a closed form. This also runs the channels-last path of the
 // graph surgery and a batch size that does not divide the channel count.
 func TestAblationCAMClosedFormOnNativeModel(t *testing.T) {
-	r := models.NewRunner(testutil.Backend(t), testutil.TinyNative())
+	r := models.NewRunner(modeltest.Backend(t), modeltest.TinyNative())
 	x := tinyBatch(2, 9)
 	logits, acts, err := r.Run(x, "relu")
 	if err != nil {
@@ -107,7 +108,7 @@ func TestAblationCAMClosedFormOnNativeModel(t *testing.T) {
 			for i := range p {
 				mean += a[(n*p+i)*c+k] / p
 			}
-			w := mean * testutil.TinyNativeDense[k][classes[n]] / yc
+			w := mean * modeltest.TinyNativeDense[k][classes[n]] / yc
 			for i := range p {
 				want[n*p+i] += w * a[(n*p+i)*c+k]
 			}
@@ -127,7 +128,7 @@ func TestAblationCAMClosedFormOnNativeModel(t *testing.T) {
 // Score-CAM on the channels-last native model against the same computation
 // done on the host with plain forward passes.
 func TestScoreCAMOnNativeModelMatchesHostComputation(t *testing.T) {
-	r := models.NewRunner(testutil.Backend(t), testutil.TinyNative())
+	r := models.NewRunner(modeltest.Backend(t), modeltest.TinyNative())
 	x := tinyBatch(2, 11)
 	xs := tensors.MustCopyFlatData[float32](x)
 	_, acts, err := r.Run(x, "relu")
@@ -184,7 +185,7 @@ func TestScoreCAMOnNativeModelMatchesHostComputation(t *testing.T) {
 
 // Saliency on the channels-last native model against central finite differences.
 func TestSaliencyMatchesFiniteDifferences(t *testing.T) {
-	r := models.NewRunner(testutil.Backend(t), testutil.TinyNative())
+	r := models.NewRunner(modeltest.Backend(t), modeltest.TinyNative())
 	x := tinyBatch(1, 13)
 	xs := tensors.MustCopyFlatData[float32](x)
 	const size, class, h = 60, 1, 1e-3
@@ -266,7 +267,7 @@ func sideBranchModel() *models.Native {
 }
 
 func TestBadMethodInputs(t *testing.T) {
-	r := models.NewRunner(testutil.Backend(t), sideBranchModel())
+	r := models.NewRunner(modeltest.Backend(t), sideBranchModel())
 	x := tinyBatch(2, 3)
 	for _, c := range []struct {
 		method gradcam.Method
@@ -376,16 +377,16 @@ func TestEigenCAMSignConvention(t *testing.T) {
 // negative entries, so it equals plain saliency of the model with the dense
 // weights relu(W). This checks the ReLU rewiring on a native, channels-last model.
 func TestGuidedBackpropClosedFormOnNativeModel(t *testing.T) {
-	pos := make([][]float32, len(testutil.TinyNativeDense))
-	for k, row := range testutil.TinyNativeDense {
+	pos := make([][]float32, len(modeltest.TinyNativeDense))
+	for k, row := range modeltest.TinyNativeDense {
 		pos[k] = apply(row, func(v float32) float32 { return max(v, 0) })
 	}
 	x := tinyBatch(2, 21)
-	guided, err := gradcam.New(models.NewRunner(testutil.Backend(t), testutil.TinyNative())).Method(gradcam.GuidedBackprop).Done()
+	guided, err := gradcam.New(models.NewRunner(modeltest.Backend(t), modeltest.TinyNative())).Method(gradcam.GuidedBackprop).Done()
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := gradcam.New(models.NewRunner(testutil.Backend(t), testutil.TinyNativeWithDense(pos))).Method(gradcam.Saliency).Done()
+	plain, err := gradcam.New(models.NewRunner(modeltest.Backend(t), modeltest.TinyNativeWithDense(pos))).Method(gradcam.Saliency).Done()
 	if err != nil {
 		t.Fatal(err)
 	}

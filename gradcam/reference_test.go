@@ -9,6 +9,7 @@ import (
 	"github.com/convlens/convlens/gradcam"
 	"github.com/convlens/convlens/internal/testutil"
 	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/modeltest"
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
@@ -53,7 +54,7 @@ func loadTiny(t *testing.T) (*models.Runner, *tensors.Tensor, manifest) {
 		t.Fatal(err)
 	}
 	data, shape := testutil.ReadNPY(t, testutil.Testdata("tinycnn", "input.npy"))
-	return models.NewRunner(testutil.Backend(t), m), tensors.FromFlatDataAndDimensions(data, shape...), man
+	return models.NewRunner(modeltest.Backend(t), m), tensors.FromFlatDataAndDimensions(data, shape...), man
 }
 
 // target turns a fixture target name into the Target it was computed for.

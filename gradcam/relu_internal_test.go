@@ -3,7 +3,7 @@ package gradcam
 import (
 	"testing"
 
-	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/backend"
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -15,7 +15,7 @@ import (
 // backend's fused ReLU (what the pure-Go backend builds) or max(x, 0) (the
 // decomposed form other backends get).
 func TestIsReLU(t *testing.T) {
-	b, err := models.NewBackend("go")
+	b, err := backend.New("go")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package gradcam
 
-import "github.com/convlens/convlens/display"
+import (
+	"github.com/convlens/convlens/heatmap"
+)
 
 // Result holds the maps of one batch. Per-image, per-target values are laid
 // out image-major: index n*K + k.
@@ -33,19 +35,19 @@ type LayerMaps struct {
 }
 
 // Map returns the normalised map of image n and target k, at input size.
-func (r *Result) Map(n, k int) display.Map {
+func (r *Result) Map(n, k int) heatmap.Map {
 	size := r.Height * r.Width
 	i := n*r.K + k
-	return display.Map{Width: r.Width, Height: r.Height, Values: r.Normalized[i*size : (i+1)*size]}
+	return heatmap.Map{Width: r.Width, Height: r.Height, Values: r.Normalized[i*size : (i+1)*size]}
 }
 
 // RawMap returns the signed map of image n and target k at layer l, at the
 // layer's resolution. Its ReLU is the usual Grad-CAM map before normalisation.
-func (r *Result) RawMap(l, n, k int) display.Map {
+func (r *Result) RawMap(l, n, k int) heatmap.Map {
 	lm := r.Raw[l]
 	size := lm.Height * lm.Width
 	i := n*r.K + k
-	return display.Map{Width: lm.Width, Height: lm.Height, Values: lm.Values[i*size : (i+1)*size]}
+	return heatmap.Map{Width: lm.Width, Height: lm.Height, Values: lm.Values[i*size : (i+1)*size]}
 }
 
 // Class returns the class explained for image n and target k.

@@ -11,6 +11,8 @@ import (
 
 	"github.com/convlens/convlens/internal/testutil"
 	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/embedded"
+	"github.com/convlens/convlens/models/modeltest"
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
@@ -36,7 +38,7 @@ func TestONNXInputLayersAndRunMatchPyTorch(t *testing.T) {
 		t.Errorf("layer %v", l)
 	}
 	data, shape := testutil.ReadNPY(t, testutil.Testdata("tinycnn", "input.npy"))
-	r := models.NewRunner(testutil.Backend(t), m)
+	r := models.NewRunner(modeltest.Backend(t), m)
 	defer r.Close()
 	logits, acts, err := r.Run(tensors.FromFlatDataAndDimensions(data, shape...), layer)
 	if err != nil {
@@ -121,7 +123,7 @@ func TestBadImagesAndModels(t *testing.T) {
 	if _, err := models.LoadImage(text); err == nil || !strings.Contains(err.Error(), "PNG and JPEG") {
 		t.Errorf("LoadImage(text) = %v", err)
 	}
-	if _, err := models.Open("resnet-imaginary"); err == nil || !strings.Contains(err.Error(), "built-in models") {
+	if _, err := embedded.Open("resnet-imaginary"); err == nil || !strings.Contains(err.Error(), "built-in models") {
 		t.Errorf("Open(unknown name) = %v", err)
 	}
 	if _, err := models.LoadONNX(testutil.Testdata("bad", "ceil_maxpool.onnx")); err == nil || !strings.Contains(err.Error(), "MaxPool") {
@@ -130,7 +132,7 @@ func TestBadImagesAndModels(t *testing.T) {
 }
 
 func TestNativeModelLayersAndRun(t *testing.T) {
-	m := testutil.TinyNative()
+	m := modeltest.TinyNative()
 	layers, err := m.Check()
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +148,7 @@ func TestNativeModelLayersAndRun(t *testing.T) {
 		t.Errorf("spatial: relu %v pool %v", layers[1].Spatial(models.NHWC), layers[2].Spatial(models.NHWC))
 	}
 	x := tensors.FromFlatDataAndDimensions(make([]float32, 2*5*6*2), 2, 5, 6, 2)
-	r := models.NewRunner(testutil.Backend(t), m)
+	r := models.NewRunner(modeltest.Backend(t), m)
 	logits, acts, err := r.Run(x, "pool", "relu")
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +162,7 @@ func TestNativeModelLayersAndRun(t *testing.T) {
 }
 
 func TestCheckBatch(t *testing.T) {
-	m := testutil.TinyNative()
+	m := modeltest.TinyNative()
 	for _, c := range []struct {
 		dims []int
 		want string
@@ -182,28 +184,4 @@ func product(dims []int) int {
 		p *= d
 	}
 	return p
-}
-
-func TestDefaultBackend(t *testing.T) {
-	t.Setenv(models.BackendEnv, "go")
-	b, note, err := models.DefaultBackend()
-	if err != nil || b == nil || !strings.Contains(note, "from $GOMLX_BACKEND") {
-		t.Errorf("GOMLX_BACKEND=go: %v %q", err, note)
-	}
-	t.Setenv(models.BackendEnv, "no-such-backend")
-	if _, _, err := models.DefaultBackend(); err == nil || !strings.Contains(err.Error(), "no-such-backend") {
-		t.Errorf("unknown backend: err = %v", err)
-	}
-	os.Unsetenv(models.BackendEnv)
-	// No plugin anywhere and downloads disabled: the pure-Go backend, saying why.
-	t.Setenv("PJRT_PLUGIN_LIBRARY_PATH", t.TempDir())
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv(models.NoAutoInstallEnv, "1")
-	b, note, err = models.DefaultBackend()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(note, "pure Go") || !strings.Contains(note, "GOMLX_NO_AUTO_INSTALL") {
-		t.Errorf("note %q does not name the pure-Go backend and why", note)
-	}
 }

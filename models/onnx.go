@@ -43,14 +43,17 @@ func LoadONNX(path string) (*ONNX, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading model: %w", err)
 	}
-	m, err := parseONNX(path, contents)
+	m, err := ParseONNX(path, contents)
 	if err != nil {
 		return nil, fmt.Errorf("loading model %s: %w", path, err)
 	}
 	return m, nil
 }
 
-func parseONNX(path string, contents []byte) (*ONNX, error) {
+// ParseONNX is [LoadONNX] of contents already read from path (a download checked
+// against its hash, say): path names the model and is where external weights
+// are looked for.
+func ParseONNX(path string, contents []byte) (*ONNX, error) {
 	nodes, err := graphNodes(contents)
 	if err != nil {
 		return nil, errors.New("not a readable ONNX file (corrupt or not ONNX); re-export it with torch.onnx.export")

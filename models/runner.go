@@ -10,11 +10,11 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/convlens/convlens/internal/catch"
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/compute/shapes"
-	"github.com/gomlx/exceptions"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -326,26 +326,11 @@ func buildShapes(store *model.Store, dims []int, fn func(scope *model.Scope, x *
 	}
 	g := graph.NewGraph(shapeBackend, "shapes")
 	defer g.Finalize()
-	err = catch(func() {
+	err = catch.Do(func() {
 		x := graph.Parameter(g, "x", shapes.Make(dtypes.Float32, dims...))
 		for _, n := range fn(store.RootScope(), x) {
 			out = append(out, n.Shape())
 		}
 	})
 	return out, err
-}
-
-// catch runs graph-building code, turning its panics into an error that keeps
-// the first line of the message (GoMLX appends stack traces).
-func catch(fn func()) error {
-	e := exceptions.Try(fn)
-	if e == nil {
-		return nil
-	}
-	msg := fmt.Sprint(e)
-	if err, ok := e.(error); ok {
-		msg = err.Error()
-	}
-	msg, _, _ = strings.Cut(msg, "\n")
-	return errors.New(msg)
 }

@@ -1,11 +1,13 @@
-package models
+package models_test
 
 import (
 	"runtime"
 	"slices"
 	"testing"
 
-	"github.com/gomlx/compute/gobackend"
+	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/embedded"
+	"github.com/convlens/convlens/models/modeltest"
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
@@ -14,7 +16,11 @@ import (
 // model takes many calls to leave; with a negative one it leaves collection
 // to the runtime.
 func TestRunnerHeapSlack(t *testing.T) {
-	r := mnistRunner(t)
+	m, err := embedded.MNIST()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := modeltest.Runner(t, m)
 	x := tensors.FromFlatDataAndDimensions(make([]float32, 28*28), 1, 28, 28, 1)
 	const calls = 20
 	collections := func(slack int64) uint32 {
@@ -35,7 +41,7 @@ func TestRunnerHeapSlack(t *testing.T) {
 	if n := collections(0); n < calls {
 		t.Errorf("slack 0: %d collections in %d calls, want one per call", n, calls)
 	}
-	n := collections(DefaultHeapSlack)
+	n := collections(models.DefaultHeapSlack)
 	t.Logf("default slack: %d collections in %d calls", n, calls)
 	if n >= calls/2 {
 		t.Errorf("default slack: %d collections in %d calls of a small model, want a few", n, calls)
@@ -45,30 +51,14 @@ func TestRunnerHeapSlack(t *testing.T) {
 	}
 }
 
-// mnistRunner returns a Runner for the embedded MNIST model on the pure-Go
-// backend, closed with the test.
-func mnistRunner(t *testing.T) *Runner {
-	t.Helper()
-	m, err := MNIST()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := gobackend.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := NewRunner(b, m)
-	t.Cleanup(func() {
-		r.Close()
-		b.Finalize()
-	})
-	return r
-}
-
 // Beyond SetMaxGraphs' limit the least recently used executable is freed, and
 // compiled again, with the same results, when it is used again.
 func TestRunnerMaxGraphs(t *testing.T) {
-	r := mnistRunner(t)
+	m, err := embedded.MNIST()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := modeltest.Runner(t, m)
 	r.SetMaxGraphs(2)
 	x := tensors.FromFlatDataAndDimensions(make([]float32, 2*28*28), 2, 28, 28, 1)
 	run := func(layer string) []float32 {
@@ -80,18 +70,7 @@ func TestRunnerMaxGraphs(t *testing.T) {
 		defer acts[0].FinalizeAll()
 		return tensors.MustCopyFlatData[float32](acts[0])
 	}
-	compiled := func() (n int) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for _, e := range r.execs {
-			e.mu.RLock()
-			if e.exec != nil {
-				n++
-			}
-			e.mu.RUnlock()
-		}
-		return n
-	}
+	compiled := func() int { return models.CompiledGraphs(r) }
 	first := run("relu1")
 	run("relu2")
 	run("pool1")

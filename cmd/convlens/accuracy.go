@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/convlens/convlens/internal/evaluation"
+	"github.com/convlens/convlens/cmd/convlens/internal/evaluation"
 )
 
 // runAccuracy measures a built-in model on its held-out data and prints one
@@ -45,7 +45,7 @@ func runAccuracy(args []string, stdout, stderr io.Writer) error {
 	if opt.Images < 0 {
 		return usageError{fmt.Errorf("--images %d: give a positive number", opt.Images)}
 	}
-	b, err := backend(stderr)
+	b, err := openBackend(stderr)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/convlens/convlens/internal/evaluation"
+	"github.com/convlens/convlens/cmd/convlens/internal/evaluation"
 )
 
 // accuracyCLI runs `convlens eval DATASET ...` through runAccuracy, on the pure-Go backend.

@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/convlens/convlens/internal/demo"
+	"github.com/convlens/convlens/cmd/convlens/internal/demo"
 )
 
 // runDemo writes the textbook walkthrough on the embedded models.
@@ -22,7 +22,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	b, err := backend(stderr)
+	b, err := openBackend(stderr)
 	if err != nil {
 		return err
 	}

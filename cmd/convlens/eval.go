@@ -64,7 +64,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b, err := backend(stderr)
+	b, err := openBackend(stderr)
 	if err != nil {
 		return err
 	}

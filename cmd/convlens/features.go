@@ -12,6 +12,7 @@ import (
 
 	"github.com/convlens/convlens/display"
 	"github.com/convlens/convlens/featuremaps"
+	"github.com/convlens/convlens/heatmap"
 	"github.com/convlens/convlens/models"
 )
 
@@ -72,7 +73,7 @@ func runFeatures(args []string, stdout, stderr io.Writer) error {
 	if n := x.Shape().Dimensions[0]; f.index >= n {
 		return fmt.Errorf("--index %d out of range: the batch has %d image(s), numbered from 0", f.index, n)
 	}
-	b, err := backend(stderr)
+	b, err := openBackend(stderr)
 	if err != nil {
 		return err
 	}
@@ -142,16 +143,16 @@ func writeFeatures(f featuresFlags, cmap display.Colormap, acts *featuremaps.Act
 	digits := len(fmt.Sprint(len(acts.Maps) - 1))
 	var stats []layerStats
 	for i, fm := range acts.Maps {
-		var grid *display.GridBuilder
+		var tiles heatmap.Tiles
 		if f.top > 0 {
-			grid, err = fm.TopGrid(f.index, f.top)
+			tiles, err = fm.TopTiles(f.index, f.top)
 		} else {
-			grid, err = fm.Grid(f.index)
+			tiles, err = fm.Tiles(f.index)
 		}
 		if err != nil {
 			return nil, err
 		}
-		grid.Colormap(cmap).PerPage(f.perPage).TileSize(f.tile)
+		grid := display.TileGrid(tiles).Colormap(cmap).PerPage(f.perPage).TileSize(f.tile)
 		base := fmt.Sprintf("%0*d_%s", digits, i, fileName(fm.Layer.Name))
 		pages := grid.Pages()
 		for p := range pages {

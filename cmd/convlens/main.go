@@ -24,6 +24,8 @@ import (
 	"strings"
 
 	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/backend"
+	"github.com/convlens/convlens/models/embedded"
 	"github.com/gomlx/compute"
 )
 
@@ -86,7 +88,7 @@ func printUsage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.usage)
 	}
-	fmt.Fprintf(w, "\nModels: a path to an .onnx file, or a built-in model: %s\n", strings.Join(models.EmbeddedNames(), ", "))
+	fmt.Fprintf(w, "\nModels: a path to an .onnx file, or a built-in model: %s\n", strings.Join(embedded.EmbeddedNames(), ", "))
 	fmt.Fprintln(w, "Backend: XLA when its plugin is installed or installable, else pure Go; $GOMLX_BACKEND overrides.")
 }
 
@@ -114,14 +116,14 @@ func parse(fs *flag.FlagSet, args []string) error {
 // openModel opens the --model argument.
 func openModel(name string) (models.Model, error) {
 	if name == "" {
-		return nil, usageError{errors.New("--model is required: an .onnx file or a built-in model (" + strings.Join(models.EmbeddedNames(), ", ") + ")")}
+		return nil, usageError{errors.New("--model is required: an .onnx file or a built-in model (" + strings.Join(embedded.EmbeddedNames(), ", ") + ")")}
 	}
-	return models.Open(name)
+	return embedded.Open(name)
 }
 
 // backend picks the compute backend and says which on stderr.
-func backend(stderr io.Writer) (compute.Backend, error) {
-	b, note, err := models.DefaultBackend()
+func openBackend(stderr io.Writer) (compute.Backend, error) {
+	b, note, err := backend.Default()
 	if err != nil {
 		return nil, err
 	}

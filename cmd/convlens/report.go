@@ -82,7 +82,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b, err := backend(stderr)
+	b, err := openBackend(stderr)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/convlens/convlens/internal/npy"
 	"github.com/convlens/convlens/internal/testutil"
 	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/modeltest"
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
@@ -77,7 +78,7 @@ type reference struct {
 // 1.5e-2 from both, as the generator's own float32 run is.
 func TestTorchvisionModelsMatchPyTorch(t *testing.T) {
 	dir := torchvisionDir(t)
-	b := testutil.Backend(t)
+	b := modeltest.Backend(t)
 	for _, name := range []string{"resnet18", "mobilenet_v2", "efficientnet_b0", "densenet121", "vgg11"} {
 		t.Run(name, func(t *testing.T) {
 			raw, err := os.ReadFile(filepath.Join(dir, name+".json"))

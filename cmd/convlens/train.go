@@ -6,12 +6,12 @@ import (
 	"io"
 	"strings"
 
-	"github.com/convlens/convlens/internal/training"
-	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/cmd/convlens/internal/training"
+	"github.com/convlens/convlens/models/embedded"
 )
 
 // trainables are the datasets `convlens train` knows.
-var trainables = []string{models.MNISTName, "lesions", "cells"}
+var trainables = []string{embedded.MNISTName, "lesions", "cells"}
 
 // runTrain retrains a built-in model from its seed and rewrites its weights.
 //
@@ -23,7 +23,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Errorf("name the model to train: convlens train %s [--out DIR]", strings.Join(trainables, "|"))}
 	}
 	switch args[0] {
-	case models.MNISTName:
+	case embedded.MNISTName:
 		return trainMNIST(args, stdout, stderr)
 	case "lesions", "cells":
 		return trainImages(args, stdout, stderr)
@@ -33,7 +33,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 
 func trainMNIST(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train "+args[0], stderr)
-	out := fs.String("out", models.MNISTWeightsDir, "folder for the weights (the embedded ones, from the repository root, by default)")
+	out := fs.String("out", embedded.MNISTWeightsDir, "folder for the weights (the embedded ones, from the repository root, by default)")
 	epochs := fs.Int("epochs", training.DefaultMNISTConfig().Epochs, "passes over the 8,000 training digits")
 	seed := fs.Int64("seed", training.DefaultMNISTConfig().Seed, "seed for initialisation, shuffling and augmentation")
 	if err := parse(fs, args[1:]); err != nil {
@@ -42,7 +42,7 @@ func trainMNIST(args []string, stdout, stderr io.Writer) error {
 	if *epochs < 1 {
 		return usageError{errors.New("--epochs must be at least 1")}
 	}
-	b, err := backend(stderr)
+	b, err := openBackend(stderr)
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func trainMNIST(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, rep)
-	if err := models.SaveMNISTWeights(rep.Store, *out); err != nil {
+	if err := embedded.SaveMNISTWeights(rep.Store, *out); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "weights written to %s (rebuild to embed them)\n", *out)
@@ -89,22 +89,22 @@ func trainImages(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case shortcut != nil:
 		c := training.DefaultLesionsConfig(*shortcut)
-		cfg, dir = c.ImageConfig, models.LesionsWeightsDir
+		cfg, dir = c.ImageConfig, embedded.LesionsWeightsDir
 		if *shortcut {
-			dir = models.LesionsShortcutWeightsDir
+			dir = embedded.LesionsShortcutWeightsDir
 		}
 		train = func(ic training.ImageConfig) (*training.Report, error) {
 			c.ImageConfig = ic
 			return training.TrainLesions(c)
 		}
-		save = func(r *training.Report, dir string) error { return models.SaveLesionsWeights(r.Store, dir) }
+		save = func(r *training.Report, dir string) error { return embedded.SaveLesionsWeights(r.Store, dir) }
 	default:
 		c := training.DefaultCellsConfig(*grey)
-		cfg, dir = c.ImageConfig, models.CellsWeightsDir
-		save = func(r *training.Report, dir string) error { return models.SaveCellsWeights(r.Store, dir) }
+		cfg, dir = c.ImageConfig, embedded.CellsWeightsDir
+		save = func(r *training.Report, dir string) error { return embedded.SaveCellsWeights(r.Store, dir) }
 		if *grey {
-			dir = models.CellsGreyWeightsDir
-			save = func(r *training.Report, dir string) error { return models.SaveCellsGreyWeights(r.Store, dir) }
+			dir = embedded.CellsGreyWeightsDir
+			save = func(r *training.Report, dir string) error { return embedded.SaveCellsGreyWeights(r.Store, dir) }
 		}
 		train = func(ic training.ImageConfig) (*training.Report, error) {
 			c.ImageConfig = ic
@@ -120,7 +120,7 @@ func trainImages(args []string, stdout, stderr io.Writer) error {
 	if *seed != 0 {
 		cfg.Seed = *seed
 	}
-	b, err := backend(stderr)
+	b, err := openBackend(stderr)
 	if err != nil {
 		return err
 	}

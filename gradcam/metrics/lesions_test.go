@@ -3,11 +3,12 @@ package metrics_test
 import (
 	"testing"
 
+	"github.com/convlens/convlens/datasets/lesiondata"
 	"github.com/convlens/convlens/gradcam"
 	"github.com/convlens/convlens/gradcam/metrics"
-	"github.com/convlens/convlens/internal/lesiondata"
-	"github.com/convlens/convlens/internal/testutil"
 	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/embedded"
+	"github.com/convlens/convlens/models/modeltest"
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
@@ -16,11 +17,11 @@ import (
 // Grad-CAM ranks first destroys the score, removing those it ranks last does
 // not (measured gap 0.62; random maps about 0).
 func TestMetricsSeparateGradCAMFromRandomOnLesions(t *testing.T) {
-	m, err := models.Lesions()
+	m, err := embedded.Lesions()
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := models.NewRunner(testutil.Backend(t), m)
+	r := models.NewRunner(modeltest.Backend(t), m)
 	const n = 12
 	set := lesiondata.HeldOut(lesiondata.Standard())
 	in := m.Input()
@@ -35,7 +36,7 @@ func TestMetricsSeparateGradCAMFromRandomOnLesions(t *testing.T) {
 		data = append(data, px...)
 	}
 	x := tensors.FromFlatDataAndDimensions(data, in.Shape(n)...)
-	cam, err := gradcam.New(r, models.LesionsGradCAMLayer).Done()
+	cam, err := gradcam.New(r, embedded.LesionsGradCAMLayer).Done()
 	if err != nil {
 		t.Fatal(err)
 	}

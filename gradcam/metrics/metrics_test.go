@@ -9,6 +9,7 @@ import (
 	"github.com/convlens/convlens/gradcam/metrics"
 	"github.com/convlens/convlens/internal/testutil"
 	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/modeltest"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/activation"
@@ -99,7 +100,7 @@ func randomMaps(n int) [][]float32 {
 
 func setup(t *testing.T, opt metrics.Options) (*metrics.Evaluator, *models.Runner, *tensors.Tensor) {
 	t.Helper()
-	r := models.NewRunner(testutil.Backend(t), evidenceModel())
+	r := models.NewRunner(modeltest.Backend(t), evidenceModel())
 	e, err := metrics.New(r, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +253,7 @@ func TestRandomizationSanityCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := models.NewRunner(testutil.Backend(t), m)
+	r := models.NewRunner(modeltest.Backend(t), m)
 	data, shape := testutil.ReadNPY(t, testutil.Testdata("tinycnn", "input.npy"))
 	x := tensors.FromFlatDataAndDimensions(data, shape...)
 	before, _, err := r.Run(x)
@@ -306,7 +307,7 @@ func TestRandomizationSanityCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rl, _, err := models.NewRunner(testutil.Backend(t), rm).Run(x)
+	rl, _, err := models.NewRunner(modeltest.Backend(t), rm).Run(x)
 	if err != nil {
 		t.Fatal(err)
 	}

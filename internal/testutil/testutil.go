@@ -1,5 +1,7 @@
-// Package testutil holds what the test suites share: the backend they run on
-// and readers for the PyTorch reference fixtures under testdata/.
+// Package testutil holds what the test suites share below the models floor:
+// where the fixtures are, readers for the PyTorch reference fixtures under
+// testdata/, the Python reference and the rule for tests whose tools are
+// missing. The backend and the tiny models tests run on are in models/modeltest.
 package testutil
 
 import (
@@ -10,33 +12,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/convlens/convlens/internal/npy"
-	"github.com/convlens/convlens/models"
-	"github.com/gomlx/compute"
-	"github.com/gomlx/gomlx/core/graph"
-	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/layers/activation"
-	"github.com/gomlx/gomlx/ml/model"
 )
-
-var (
-	backendOnce sync.Once
-	backend     compute.Backend
-	backendErr  error
-)
-
-// Backend returns the pure-Go backend, as users get it, shared by a test binary.
-func Backend(t testing.TB) compute.Backend {
-	t.Helper()
-	backendOnce.Do(func() { backend, backendErr = models.NewBackend("go") })
-	if backendErr != nil {
-		t.Fatalf("pure-Go backend: %v", backendErr)
-	}
-	return backend
-}
 
 // Root is the repository's root directory.
 func Root() string {
@@ -111,31 +90,4 @@ func RelErr(got, want []float32) float64 {
 		return MaxAbsDiff(got, want)
 	}
 	return MaxAbsDiff(got, want) / scale
-}
-
-// TinyNativeDense are TinyNative's dense weights, [channel][class].
-var TinyNativeDense = [][]float32{{1, -1, 0.5}, {0.2, 0.3, -0.4}, {-0.6, 0.1, 0.9}, {0.7, 0.7, -0.2}}
-
-// TinyNative is conv(3x3, 2→4) → ReLU → global average pool → dense(4→3), NHWC,
-// with fixed weights: the logits are linear in the tapped activation, so its
-// Grad-CAM has a closed form (see gradcam's tests). Its dense weights are TinyNativeDense.
-func TinyNative() *models.Native {
-	return TinyNativeWithDense(TinyNativeDense)
-}
-
-// TinyNativeWithDense is TinyNative with other dense weights, [channel][class].
-func TinyNativeWithDense(dense [][]float32) *models.Native {
-	store := model.NewStore()
-	kernel := make([]float32, 3*3*2*4)
-	for i := range kernel {
-		kernel[i] = float32((i*7)%11-5) / 10
-	}
-	forward := func(scope *model.Scope, x *graph.Node, tap models.Tap) *graph.Node {
-		k := scope.VariableWithValue("kernel", tensors.FromFlatDataAndDimensions(kernel, 3, 3, 2, 4)).ValueGraph(x)
-		a := tap("relu", activation.Relu(tap("conv", graph.Convolve(x, k).PadSame().Done())))
-		pooled := tap("pool", graph.ReduceMean(a, 1, 2))
-		w := scope.VariableWithValue("dense", dense).ValueGraph(x)
-		return tap("logits", graph.Dot(pooled, w).Product())
-	}
-	return models.NewNative("tiny", models.Input{Layout: models.NHWC, Channels: 2, Height: 5, Width: 6}, store, forward)
 }

@@ -1,0 +1,189 @@
+package pretrained_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/convlens/convlens/internal/testutil"
+	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/pretrained"
+)
+
+// server serves body at /model with the given status, counting requests;
+// with truncate it announces the full length but sends half and hangs up.
+func server(t *testing.T, body []byte, status int, truncate bool) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if status != http.StatusOK {
+			http.Error(w, "broken", status)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		if truncate {
+			w.Write(body[:len(body)/2])
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler) // Drops the connection mid-body.
+		}
+		w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// tarGz packs files into a .tar.gz, as the ONNX model zoo ships its models.
+func tarGz(t *testing.T, files map[string][]byte) []byte {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for name, data := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(data)
+	}
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
+
+func tinySpec(t *testing.T, url string, body []byte, archive bool) pretrained.Spec {
+	return pretrained.Spec{Name: "tiny", URL: url + "/model", Archive: archive, SHA256: sha(body), Size: int64(len(body)),
+		Normalization: models.ImageNet, Labels: []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}}
+}
+
+func cacheFiles(t *testing.T, dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestPretrainedDownloadGoodArchiveThenCacheHit(t *testing.T) {
+	onnx, err := os.ReadFile(testutil.Testdata("tinycnn", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := tarGz(t, map[string][]byte{"tiny/README": []byte("x"), "tiny/model.onnx": onnx})
+	srv, hits := server(t, archive, http.StatusOK, false)
+	cache := t.TempDir()
+	var progress int64
+	d := pretrained.Downloader{CacheDir: cache, Progress: func(_ string, done, total int64) {
+		if total != int64(len(archive)) {
+			t.Errorf("progress total %d, want %d", total, len(archive))
+		}
+		progress = done
+	}}
+	spec := tinySpec(t, srv.URL, archive, true)
+	m, err := d.LoadSpec(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if progress != int64(len(archive)) {
+		t.Errorf("progress ended at %d of %d bytes", progress, len(archive))
+	}
+	if len(m.Layers()) == 0 || m.Labels()[2] != "c" || m.Input().Height != 64 {
+		t.Errorf("loaded model: %d layers, labels %v, input %+v", len(m.Layers()), m.Labels(), m.Input())
+	}
+	if _, err := d.LoadSpec(spec); err != nil {
+		t.Fatal(err)
+	}
+	if hits.Load() != 1 {
+		t.Errorf("%d requests for two loads, want 1 (cache hit)", hits.Load())
+	}
+	if files := cacheFiles(t, cache); len(files) != 1 {
+		t.Errorf("cache holds %v, want the one archive", files)
+	}
+}
+
+func TestPretrainedDownloadFailuresLeaveNothing(t *testing.T) {
+	onnx, err := os.ReadFile(testutil.Testdata("tinycnn", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name     string
+		status   int
+		truncate bool
+		spec     func(pretrained.Spec) pretrained.Spec
+		want     string
+	}{
+		{"wrong checksum", http.StatusOK, false, func(s pretrained.Spec) pretrained.Spec {
+			s.SHA256 = strings.Repeat("0", 64)
+			return s
+		}, "does not match the expected"},
+		{"truncated transfer", http.StatusOK, true, func(s pretrained.Spec) pretrained.Spec { return s }, "transfer broke off"},
+		{"server error", http.StatusInternalServerError, false, func(s pretrained.Spec) pretrained.Spec { return s }, "server answered 500"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv, _ := server(t, onnx, c.status, c.truncate)
+			cache := t.TempDir()
+			d := pretrained.Downloader{CacheDir: cache}
+			spec := c.spec(tinySpec(t, srv.URL, onnx, false))
+			_, err := d.LoadSpec(spec)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+			path, _ := d.Path(spec)
+			// The message tells an offline user what to fetch and where to put it.
+			if !strings.Contains(err.Error(), spec.URL) || !strings.Contains(err.Error(), path) {
+				t.Errorf("message lacks the URL or the cache path: %v", err)
+			}
+			if files := cacheFiles(t, cache); len(files) != 0 {
+				t.Errorf("the failed download left %v in the cache", files)
+			}
+		})
+	}
+}
+
+func TestPretrainedDamagedCacheIsRejected(t *testing.T) {
+	onnx, err := os.ReadFile(testutil.Testdata("tinycnn", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := pretrained.Downloader{CacheDir: t.TempDir()}
+	spec := tinySpec(t, "http://127.0.0.1:1", onnx, false)
+	path, _ := d.Path(spec)
+	if err := os.WriteFile(path, onnx[:100], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.LoadSpec(spec); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Errorf("damaged cache file: %v", err)
+	}
+}
+
+func TestPretrainedCatalogue(t *testing.T) {
+	for _, name := range []string{"vgg16", "resnet50"} {
+		s, ok := pretrained.Lookup(name)
+		if !ok || len(s.SHA256) != 64 || !strings.HasPrefix(s.URL, "https://") || len(s.Labels) != 1000 {
+			t.Errorf("%s: %+v", name, s)
+		}
+	}
+	labels := pretrained.ImageNetLabels()
+	// Index 281 is "tabby" in every ImageNet class list (torchvision's, Keras').
+	if len(labels) != 1000 || labels[281] != "tabby" {
+		t.Errorf("%d labels, [281] = %q", len(labels), labels[281])
+	}
+	if _, err := (pretrained.Downloader{CacheDir: filepath.Join(t.TempDir())}).Load("alexnet-9000"); err == nil || !strings.Contains(err.Error(), "vgg16") {
+		t.Errorf("unknown name: %v", err)
+	}
+}
