@@ -12,6 +12,7 @@ demo:
 
 ## test: install what the tests need, then run every test.
 test: deps
+	./scripts/check-tree.sh
 	$(TESTENV) go vet ./... && go test -count=1 -timeout 30m ./...
 
 deps:

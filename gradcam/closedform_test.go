@@ -2,6 +2,7 @@ package gradcam_test
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,8 +112,9 @@ func ramp(n int) []float32 {
 func TestBadTargetsAndLayers(t *testing.T) {
 	r := models.NewRunner(modeltest.Backend(t), modeltest.TinyNative())
 	x := tensors.FromFlatDataAndDimensions(ramp(2*5*6*2), 2, 5, 6, 2)
-	if _, err := gradcam.New(r).Done(); err == nil {
-		t.Error("no layer accepted")
+	// No layer: the last one with spatial axes, relu (pool averages them away).
+	if cam, err := gradcam.New(r).Done(); err != nil || !slices.Equal(cam.Layers(), []string{"relu"}) {
+		t.Errorf("no layer: %v, want the default layer relu", err)
 	}
 	if _, err := gradcam.New(r, "pool").Done(); err == nil || !strings.Contains(err.Error(), "no spatial axes") {
 		t.Errorf("pool layer: %v", err)

@@ -7,9 +7,19 @@
 // activation (and nothing else: no weight gradients), the method's map, and
 // the normalisation.
 //
-// The short path:
+// The short path, from an ONNX file and an image to a saved overlay (the
+// layer defaults to the last one with spatial axes, the class to the
+// predicted one):
 //
-//	cam, err := gradcam.New(runner, "/layer4/layer4.1/relu_1/Relu_output_0").Done()
+//	b, err := backend.Default()               // or backend.New("go")
+//	m, err := models.LoadONNX("model.onnx")
+//	img, err := models.LoadImage("cat.png")
+//	res, err := gradcam.New(models.NewRunner(b, m)).ExplainImages(gradcam.Top(1), img)
+//	err = display.Overlay(img, res.Map(0, 0)).Save("cam.png")
+//
+// The long path names layers and options and keeps the CAM for many batches:
+//
+//	cam, err := gradcam.New(runner, "/layer4/layer4.1/relu_1/Relu_output_0").Method(gradcam.HiResCAM).Done()
 //	res, err := cam.Explain(batch, gradcam.Top(1))
 //	heat := res.Map(0, 0) // image 0, best class: values in [0,1] at input size
 //
@@ -42,7 +52,7 @@
 //     [SmoothGrad], [IntegratedGradients], [GuidedBackprop], and
 //     [GuidedGradCAM], which also needs layers.
 //
-// [Config.ReLU] and [Config.Normalize] switch the ReLU and the rescaling
+// [Builder.ReLU] and [Builder.Normalize] switch the ReLU and the rescaling
 // below off for any method, for raw signed maps.
 //
 // # Targets
@@ -66,18 +76,18 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 )
 
-// Defaults of the options of [Config].
+// Defaults of the options of [Builder].
 const (
 	// DefaultBatchSize is how many perturbed copies of each image a
 	// perturbation method ([ScoreCAM], [AblationCAM]) runs per call of the model.
 	DefaultBatchSize = 32
 	// DefaultMaxPasses bounds the forward passes (one image each) a
-	// perturbation method may run for one batch; see [Config.MaxPasses].
+	// perturbation method may run for one batch; see [Builder.MaxPasses].
 	DefaultMaxPasses = 20000
 )
 
-// Config builds a [CAM]; create it with [New].
-type Config struct {
+// Builder builds a [CAM]; create it with [New].
+type Builder struct {
 	runner               *models.Runner
 	layers               []string
 	method               Method
@@ -87,14 +97,17 @@ type Config struct {
 }
 
 // New starts configuring a CAM over the given layers of the runner's model.
-// With several layers the maps are averaged (see the package doc).
-func New(r *models.Runner, layers ...string) *Config {
-	return &Config{runner: r, layers: layers, method: GradCAM, relu: true, normalize: true,
+// With several layers the maps are averaged (see the package doc); with none,
+// the CAM is computed at [models.LastSpatialLayer], which [CAM.Layers]
+// reports. A Builder explains images itself ([Builder.ExplainImages]); [Builder.Done]
+// returns the validated CAM, to keep and reuse.
+func New(r *models.Runner, layers ...string) *Builder {
+	return &Builder{runner: r, layers: layers, method: GradCAM, relu: true, normalize: true,
 		batchSize: DefaultBatchSize, maxPasses: DefaultMaxPasses}
 }
 
 // Method sets how the map is computed from activations and gradients (default [GradCAM]).
-func (c *Config) Method(m Method) *Config {
+func (c *Builder) Method(m Method) *Builder {
 	c.method = m
 	return c
 }
@@ -103,22 +116,22 @@ func (c *Config) Method(m Method) *Config {
 // ReLU off the maps keep their sign: negative evidence stays negative, and
 // normalisation divides by the largest magnitude instead of min-max scaling,
 // so [Result.Normalized] lies in [−1, 1] with 0 meaning "no evidence".
-func (c *Config) ReLU(on bool) *Config {
+func (c *Builder) ReLU(on bool) *Builder {
 	c.relu = on
 	return c
 }
 
 // Normalize sets whether maps are rescaled (default true). Without it
 // [Result.Normalized] holds the maps resized to the input size (and averaged
-// over layers) at their raw scale, after the ReLU unless [Config.ReLU] is off.
-func (c *Config) Normalize(on bool) *Config {
+// over layers) at their raw scale, after the ReLU unless [Builder.ReLU] is off.
+func (c *Builder) Normalize(on bool) *Builder {
 	c.normalize = on
 	return c
 }
 
 // BatchSize sets how many perturbed copies of each image a perturbation
 // method runs per call of the model (default [DefaultBatchSize]).
-func (c *Config) BatchSize(n int) *Config {
+func (c *Builder) BatchSize(n int) *Builder {
 	c.batchSize = n
 	return c
 }
@@ -126,14 +139,14 @@ func (c *Config) BatchSize(n int) *Config {
 // MaxPasses bounds the cost of a perturbation method: [CAM.Explain] fails,
 // before running anything, when a batch would need more than n forward
 // passes of one image (default [DefaultMaxPasses]; 0 or less: no bound).
-func (c *Config) MaxPasses(n int) *Config {
+func (c *Builder) MaxPasses(n int) *Builder {
 	c.maxPasses = n
 	return c
 }
 
 // Progress sets a function that perturbation methods call after each call of
 // the model, for progress bars. It is called from the goroutine that runs Explain.
-func (c *Config) Progress(fn func(Progress)) *Config {
+func (c *Builder) Progress(fn func(Progress)) *Builder {
 	c.progress = fn
 	return c
 }
@@ -147,7 +160,7 @@ type Progress struct {
 }
 
 // Done validates the layers and returns the CAM.
-func (c *Config) Done() (*CAM, error) {
+func (c *Builder) Done() (*CAM, error) {
 	m := c.runner.Model()
 	if c.method == nil {
 		return nil, fmt.Errorf("no method given; known methods: %s", strings.Join(MethodNames(), ", "))
@@ -162,11 +175,15 @@ func (c *Config) Done() (*CAM, error) {
 		// Input attributions ignore layers: the map is at the input.
 		return cam, nil
 	}
-	if len(c.layers) == 0 {
-		return nil, fmt.Errorf("no layer given: name at least one convolutional layer of %s (list them with `convlens layers`)", m.Name())
-	}
 	cam.layers = c.layers
-	for _, name := range c.layers {
+	if len(cam.layers) == 0 {
+		l, err := models.LastSpatialLayer(m)
+		if err != nil {
+			return nil, fmt.Errorf("no layer given, and %w", err)
+		}
+		cam.layers = []string{l.Name}
+	}
+	for _, name := range cam.layers {
 		l, err := models.SpatialLayer(m, name)
 		if err != nil {
 			return nil, err
@@ -178,6 +195,24 @@ func (c *Config) Done() (*CAM, error) {
 		cam.shapes = append(cam.shapes, l)
 	}
 	return cam, nil
+}
+
+// ExplainImages is [CAM.ExplainImages] of the CAM that [Builder.Done] returns.
+func (c *Builder) ExplainImages(t Target, images ...image.Image) (*Result, error) {
+	cam, err := c.Done()
+	if err != nil {
+		return nil, err
+	}
+	return cam.ExplainImages(t, images...)
+}
+
+// Explain is [CAM.Explain] of the CAM that [Builder.Done] returns.
+func (c *Builder) Explain(x *tensors.Tensor, t Target) (*Result, error) {
+	cam, err := c.Done()
+	if err != nil {
+		return nil, err
+	}
+	return cam.Explain(x, t)
 }
 
 // CAM computes class activation maps for one model, set of layers and method.
@@ -357,8 +392,8 @@ func (c *CAM) layerMaps(m Method, logits *graph.Node, acts []*graph.Node, scores
 
 // finish turns raw maps, one [N,K,h,w] per layer, into the maps [N,K,H,W] at
 // input size: per layer ReLU, scaling and resizing, then the mean over
-// layers, ReLU and scaling again (see the package doc and [Config.ReLU],
-// [Config.Normalize]).
+// layers, ReLU and scaling again (see the package doc and [Builder.ReLU],
+// [Builder.Normalize]).
 func (c *CAM) finish(raws []*graph.Node) *graph.Node {
 	in := c.runner.Model().Input()
 	var resized []*graph.Node

@@ -80,8 +80,8 @@ func (m Projection) Map(a, g *graph.Node) *graph.Node { return FirstComponent(m.
 
 // The CAM family. A is the layer activation [C,h,w] of one image, g = ∂score/∂A,
 // k runs over channels and ij over positions. Every map is signed here; the
-// ReLU and normalisation of the package doc come after (see [Config.ReLU] and
-// [Config.Normalize]). The epsilons are pytorch-grad-cam's, so maps compare
+// ReLU and normalisation of the package doc come after (see [Builder.ReLU] and
+// [Builder.Normalize]). The epsilons are pytorch-grad-cam's, so maps compare
 // with it exactly.
 var (
 	// GradCAM weights each channel by its spatially averaged gradient

@@ -3,6 +3,7 @@ package gradcam_test
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -308,8 +309,13 @@ func TestBadMethodInputs(t *testing.T) {
 	if _, err := gradcam.New(r, "conv").Method(nil).Done(); err == nil || !strings.Contains(err.Error(), "known methods: ablationcam") {
 		t.Errorf("nil method: %v", err)
 	}
-	if _, err := gradcam.New(r).Method(gradcam.GuidedGradCAM).Done(); err == nil || !strings.Contains(err.Error(), "no layer given") {
-		t.Errorf("Guided Grad-CAM without a layer: %v", err)
+	// Without a layer the CAM is computed at the last layer with spatial axes.
+	last, err := models.LastSpatialLayer(r.Model())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cam, err := gradcam.New(r).Method(gradcam.GuidedGradCAM).Done(); err != nil || !slices.Equal(cam.Layers(), []string{last.Name}) {
+		t.Errorf("Guided Grad-CAM without a layer: %v, want the last spatial layer %s", err, last.Name)
 	}
 }
 

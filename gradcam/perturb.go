@@ -16,9 +16,9 @@ import (
 // channel (Score-CAM), or with the channel zeroed (Ablation-CAM). The map is
 // Σ_k w_k A_k, as for [ChannelWeights].
 //
-// The CAM runs the passes in batches of [Config.BatchSize] copies of each
+// The CAM runs the passes in batches of [Builder.BatchSize] copies of each
 // image per call of the model, reports [Progress], and refuses batches that
-// need more than [Config.MaxPasses] passes ([CAM.Passes] says how many a
+// need more than [Builder.MaxPasses] passes ([CAM.Passes] says how many a
 // batch needs). The maps then come from one more graph, normalised like the
 // other methods'.
 type Perturbation struct {
@@ -209,20 +209,20 @@ func (c *CAM) chunkGraph(p Perturbation, t Target, li, b int) func(*model.Scope,
 			masks := graph.Div(graph.Sub(up, lo), graph.AddScalar(graph.Sub(hi, lo), 1e-8)) // [N,B,H,W]
 			xc := channelsFirst(x, in.Layout)                                               // [N,Cin,H,W]
 			xm := graph.Mul(graph.ExpandAxes(xc, 1), graph.ExpandAxes(masks, 2))            // [N,B,Cin,H,W]
-			xm = mergeBatch(xm)
+			xm = mergeLeading(xm)
 			if in.Layout == models.NHWC {
 				xm = graph.TransposeAllAxes(xm, 0, 2, 3, 1)
 			}
 			logits, _ = m.Forward(scope, graph.StopGradient(xm), nil)
 		} else {
 			dims := x.Shape().Dimensions
-			xr := mergeBatch(graph.BroadcastToDims(graph.ExpandAxes(x, 1), append([]int{n, b}, dims[1:]...)...))
+			xr := mergeLeading(graph.BroadcastToDims(graph.ExpandAxes(x, 1), append([]int{n, b}, dims[1:]...)...))
 			base, acts := m.Forward(scope, xr, []string{layer})
 			a := acts[0]
 			ch := a.Shape().Dimensions[in.Layout.ChannelAxis()]
 			idx := graph.Add(graph.Iota(g, shapes.Make(dtypes.Int32, b), 0), start)       // [B]
 			keep := graph.OneMinus(graph.OneHot(idx, ch, a.DType()))                      // [B,C]
-			keep = mergeBatch(graph.BroadcastToDims(graph.ExpandAxes(keep, 0), n, b, ch)) // [N·B,C]
+			keep = mergeLeading(graph.BroadcastToDims(graph.ExpandAxes(keep, 0), n, b, ch)) // [N·B,C]
 			if in.Layout == models.NHWC {
 				keep = graph.Reshape(keep, n*b, 1, 1, ch)
 			} else {
@@ -234,14 +234,12 @@ func (c *CAM) chunkGraph(p Perturbation, t Target, li, b int) func(*model.Scope,
 			}
 		}
 		checkLogits(logits)
-		classesRep := mergeBatch(graph.BroadcastToDims(graph.ExpandAxes(classes, 1), n, b, k))
+		classesRep := mergeLeading(graph.BroadcastToDims(graph.ExpandAxes(classes, 1), n, b, k))
 		scores := t.rescore(logits, classesRep) // [N·B,K]
 		return []*graph.Node{graph.Reshape(scores, n, b, k)}
 	}
 }
 
-// mergeBatch reshapes [N,B,...] to [N·B,...].
-func mergeBatch(x *graph.Node) *graph.Node { return mergeLeading(x) }
 
 // resizeAlignCorners resamples maps [N,K,h,w] to [N,K,H,W] bilinearly with
 // aligned corners (PyTorch align_corners=True): output i samples the source

@@ -14,7 +14,7 @@ type Result struct {
 	// Height and Width of the normalised maps: the model's input size.
 	Height, Width int
 	// Normalized maps, [N,K,Height,Width], in [0,1] (see the package doc);
-	// in [−1,1] with Config.ReLU(false), at raw scale with Config.Normalize(false).
+	// in [−1,1] with Builder.ReLU(false), at raw scale with Builder.Normalize(false).
 	Normalized []float32
 	// Raw signed maps at each layer's resolution, one entry per layer; for
 	// input attributions one entry at the input's resolution.

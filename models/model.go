@@ -109,6 +109,21 @@ func SpatialLayer(m Model, name string) (Layer, error) {
 	return l, nil
 }
 
+// LastSpatialLayer is the last layer of m, in graph order, with spatial axes
+// and a floating-point activation: the output of the last convolutional
+// block before the classifier, where a CAM is usually computed and where
+// gradcam and `convlens report` compute one when no layer is given.
+func LastSpatialLayer(m Model) (Layer, error) {
+	layers := m.Layers()
+	for i := len(layers) - 1; i >= 0; i-- {
+		l := layers[i]
+		if l.Spatial(m.Input().Layout) && l.Shape.DType.IsFloat() {
+			return l, nil
+		}
+	}
+	return Layer{}, fmt.Errorf("model %s has no layer with spatial axes to compute a heat map at", m.Name())
+}
+
 // closest returns up to n names nearest to name by edit distance, nearest first.
 func closest(name string, names []string, n int) []string {
 	type scored struct {

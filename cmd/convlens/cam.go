@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"maps"
-	"math"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -45,7 +42,7 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas for a batch")
 	fs.StringVar(&f.input, "input", "", "preprocessed float32 batch in a .npy file, in the model's layout (e.g. [N,C,H,W]), fed as is")
 	fs.Var(&f.layers, "layer", "layer name(s), comma-separated; several layers are averaged (see `convlens layers`)")
-	fs.StringVar(&f.method, "method", "gradcam", "method: "+strings.Join(methodNames(), ", ")+`, or "all" for one panel comparing every method (needs --out-png)`)
+	fs.StringVar(&f.method, "method", "gradcam", "method: "+strings.Join(gradcam.MethodNames(), ", ")+`, or "all" for one panel comparing every method (needs --out-png)`)
 	fs.Var(&f.classes, "class", "class index to explain: one for all images, or one per image (comma-separated)")
 	fs.IntVar(&f.top, "top", 0, "explain each image's K best classes, best first")
 	fs.BoolVar(&f.raw, "raw", false, "with --out-npy: write the ReLU'd maps at layer resolution, before normalisation and resizing")
@@ -115,7 +112,7 @@ func (f *camFlags) check() (gradcam.Target, error) {
 	case f.method == "all" && f.outNPY != "":
 		return gradcam.Target{}, usageError{errors.New("--method all writes only the --out-png panel; run one method at a time for --out-npy")}
 	case f.method != "all" && gradcam.Methods[f.method] == nil:
-		return gradcam.Target{}, usageError{fmt.Errorf("unknown --method %q; available: %s, or all", f.method, strings.Join(methodNames(), ", "))}
+		return gradcam.Target{}, usageError{fmt.Errorf("unknown --method %q; available: %s, or all", f.method, strings.Join(gradcam.MethodNames(), ", "))}
 	case len(f.classes) > 0 && f.top > 0:
 		return gradcam.Target{}, usageError{errors.New("give --class or --top, not both")}
 	case f.top < 0:
@@ -137,10 +134,6 @@ func (f *camFlags) check() (gradcam.Target, error) {
 		return gradcam.Class(classes...), nil
 	}
 	return gradcam.Top(max(f.top, 1)), nil
-}
-
-func methodNames() []string {
-	return slices.Sorted(maps.Keys(gradcam.Methods))
 }
 
 // batch reads the input batch and, for the overlay, the pictures it shows.
@@ -214,12 +207,8 @@ func className(c int, labels []string) string {
 func printPredictions(w io.Writer, res *gradcam.Result, labels []string) {
 	for n := range res.N {
 		c, logit := res.Predicted(n)
-		row := res.Logits[n*res.NumClasses : (n+1)*res.NumClasses]
-		var sum float64
-		for _, v := range row {
-			sum += math.Exp(float64(v - logit))
-		}
-		fmt.Fprintf(w, "image %d: predicted %s, logit %.4f, probability %.4f", n, className(c, labels), logit, 1/sum)
+		p := models.Softmax(res.Logits[n*res.NumClasses : (n+1)*res.NumClasses])
+		fmt.Fprintf(w, "image %d: predicted %s, logit %.4f, probability %.4f", n, className(c, labels), logit, p[c])
 		if res.K > 1 || res.Class(n, 0) != c {
 			var explained []string
 			for k := range res.K {
@@ -235,7 +224,7 @@ func printPredictions(w io.Writer, res *gradcam.Result, labels []string) {
 // image, one row per method (the image, the map, the overlay), captioned
 // with the method and the class explained (the first target).
 func compareAll(r *models.Runner, f camFlags, x *tensors.Tensor, pictures []image.Image, target gradcam.Target, stdout, stderr io.Writer) error {
-	names := methodNames()
+	names := gradcam.MethodNames()
 	results := make([]*gradcam.Result, len(names))
 	for i, name := range names {
 		cam, err := newCAM(r, f.layers, gradcam.Methods[name], stderr)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -36,7 +35,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.model, "model", "", "model: an .onnx file or a built-in model name")
 	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas: one page per image")
 	fs.Var(&f.layers, "layer", "layer name(s), comma-separated (default: the last layer with spatial axes)")
-	fs.StringVar(&f.method, "method", "gradcam", "method: "+joinComma(methodNames()))
+	fs.StringVar(&f.method, "method", "gradcam", "method: "+joinComma(gradcam.MethodNames()))
 	fs.StringVar(&f.class, "class", "", "class index the heat map explains (default: each image's predicted class)")
 	fs.StringVar(&f.out, "out", "", "the report: one self-contained HTML file, one A4 page per image")
 	if err := parse(fs, args); err != nil {
@@ -48,7 +47,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	case f.out == "":
 		return usageError{errors.New("--out report.html is required")}
 	case gradcam.Methods[f.method] == nil:
-		return usageError{fmt.Errorf("unknown --method %q; available: %s", f.method, joinComma(methodNames()))}
+		return usageError{fmt.Errorf("unknown --method %q; available: %s", f.method, joinComma(gradcam.MethodNames()))}
 	}
 	target := gradcam.Top(1)
 	if f.class != "" {
@@ -64,10 +63,11 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	}
 	layers, layerNote := []string(f.layers), ""
 	if len(layers) == 0 {
-		last, err := lastSpatialLayer(m)
+		l, err := models.LastSpatialLayer(m)
 		if err != nil {
 			return err
 		}
+		last := l.Name
 		layers = []string{last}
 		layerNote = "chosen automatically: the last layer with spatial axes (no layer was given)"
 		fmt.Fprintf(stderr, "convlens report: no --layer given; using the last layer with spatial axes, %s\n", last)
@@ -105,7 +105,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	}
 	pages := make([]display.ReportPage, len(pictures))
 	for n, pic := range pictures {
-		probs := softmax(res.Logits[n*res.NumClasses : (n+1)*res.NumClasses])
+		probs := models.Softmax(res.Logits[n*res.NumClasses : (n+1)*res.NumClasses])
 		page := display.ReportPage{Title: filepath.Base(f.images[n]), Image: pic, Map: res.Map(n, 0),
 			Top: topClasses(probs, m.Labels(), reportTop)}
 		if c := res.Class(n, 0); c >= 0 && c != page.Top[0].Index {
@@ -120,19 +120,6 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	printPredictions(stdout, res, m.Labels())
 	fmt.Fprintf(stdout, "wrote %s: %d page(s), %s at %s\n", f.out, len(pages), method.Name(), joinComma(cam.Layers()))
 	return nil
-}
-
-// lastSpatialLayer is the last layer of m, in graph order, with spatial axes
-// and a floating-point activation: where a CAM is usually computed.
-func lastSpatialLayer(m models.Model) (string, error) {
-	layers := m.Layers()
-	for i := len(layers) - 1; i >= 0; i-- {
-		l := layers[i]
-		if l.Spatial(m.Input().Layout) && l.Shape.DType.IsFloat() {
-			return l.Name, nil
-		}
-	}
-	return "", fmt.Errorf("model %s has no layer with spatial axes to compute a heat map at", m.Name())
 }
 
 // weightsChecksum identifies the model's exact weights: the SHA-256 of the
@@ -169,24 +156,6 @@ func weightsChecksum(m models.Model) (sum, of string) {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), fmt.Sprintf("SHA-256 of the weights: %d variable(s), each one's path, shape and values, in path order", len(vars))
-}
-
-// softmax turns one image's logits into probabilities.
-func softmax(logits []float32) []float64 {
-	hi := math.Inf(-1)
-	for _, v := range logits {
-		hi = math.Max(hi, float64(v))
-	}
-	p := make([]float64, len(logits))
-	var sum float64
-	for i, v := range logits {
-		p[i] = math.Exp(float64(v) - hi)
-		sum += p[i]
-	}
-	for i := range p {
-		p[i] /= sum
-	}
-	return p
 }
 
 // topClasses returns the k most probable classes, best first (ties: lower index first).

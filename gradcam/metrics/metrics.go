@@ -246,15 +246,7 @@ func (e *Evaluator) classScore(row []float32, c int) float64 {
 	if e.opt.Logits {
 		return float64(row[c])
 	}
-	hi := math.Inf(-1)
-	for _, v := range row {
-		hi = math.Max(hi, float64(v))
-	}
-	var sum float64
-	for _, v := range row {
-		sum += math.Exp(float64(v) - hi)
-	}
-	return math.Exp(float64(row[c])-hi) / sum
+	return models.Softmax(row)[c]
 }
 
 // mean is the arithmetic mean of v.

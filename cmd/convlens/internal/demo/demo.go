@@ -265,9 +265,9 @@ func (w *writer) lesionRows(m models.Model, set lesiondata.Set, n int, file stri
 	labels := m.Labels()
 	rows := make([]display.Row, len(samples))
 	for i, s := range samples {
-		caption := fmt.Sprintf("%s lesion, predicted %s; energy in lesion %.2f", labels[s.Class], labels[res.Class(i, 0)], evaluation.EnergyFraction(res.Map(i, 0), s.Mask))
+		caption := fmt.Sprintf("%s lesion, predicted %s; energy in lesion %.2f", labels[s.Class], labels[res.Class(i, 0)], gradcam.EnergyFraction(res.Map(i, 0), s.Mask))
 		if s.HasRuler() {
-			caption += fmt.Sprintf(", on ruler %.2f", evaluation.EnergyFraction(res.Map(i, 0), s.Ruler))
+			caption += fmt.Sprintf(", on ruler %.2f", gradcam.EnergyFraction(res.Map(i, 0), s.Ruler))
 		}
 		rows[i] = display.Row{Image: s.Image, Map: res.Map(i, 0), Caption: caption}
 	}

@@ -37,7 +37,6 @@ import (
 	"github.com/convlens/convlens/datasets/lesiondata"
 	"github.com/convlens/convlens/datasets/mnistdata"
 	"github.com/convlens/convlens/gradcam"
-	"github.com/convlens/convlens/heatmap"
 	"github.com/convlens/convlens/models"
 	"github.com/convlens/convlens/models/embedded"
 	"github.com/gomlx/compute"
@@ -286,14 +285,6 @@ func argmax(row []float32) int {
 	return best
 }
 
-// PointingHit reports whether the largest value of m lies in mask (row-major,
-// m's size); see the package doc. It is gradcam.PointingHit.
-func PointingHit(m heatmap.Map, mask []bool) bool { return gradcam.PointingHit(m, mask) }
-
-// EnergyFraction is Σ_{p∈mask} m(p) / Σ_p m(p), 0 when the map sums to 0;
-// see the package doc. It is gradcam.EnergyFraction.
-func EnergyFraction(m heatmap.Map, mask []bool) float64 { return gradcam.EnergyFraction(m, mask) }
-
 // LesionStats are the measurements of a lesion model on a set of images.
 type LesionStats struct {
 	// Images evaluated, of which Correct were classified correctly and
@@ -348,13 +339,13 @@ func MeasureLesions(b compute.Backend, m models.Model, set lesiondata.Set, n int
 				st.Correct++
 			}
 			heat := res.Map(i, 0)
-			if PointingHit(heat, s.Mask) {
+			if gradcam.PointingHit(heat, s.Mask) {
 				st.Hits++
 			}
-			energy += EnergyFraction(heat, s.Mask)
+			energy += gradcam.EnergyFraction(heat, s.Mask)
 			if s.HasRuler() {
 				st.RulerImages++
-				ruler += EnergyFraction(heat, s.Ruler)
+				ruler += gradcam.EnergyFraction(heat, s.Ruler)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/convlens/convlens/gradcam"
 	"github.com/convlens/convlens/heatmap"
 )
 
@@ -107,18 +108,18 @@ func TestPointingAndEnergy(t *testing.T) {
 		false, true, true, false,
 		false, false, false, false,
 	}
-	if !PointingHit(m, mask) {
+	if !gradcam.PointingHit(m, mask) {
 		t.Error("the maximum is in the mask")
 	}
-	if got := EnergyFraction(m, mask); math.Abs(got-1.5/2) > 1e-9 {
+	if got := gradcam.EnergyFraction(m, mask); math.Abs(got-1.5/2) > 1e-9 {
 		t.Errorf("energy fraction %v, want 0.75", got)
 	}
 	mask[2] = false
-	if PointingHit(m, mask) {
+	if gradcam.PointingHit(m, mask) {
 		t.Error("the maximum left the mask")
 	}
 	blank, _ := heatmap.New(4, 2, nil)
-	if EnergyFraction(blank, mask) != 0 || PointingHit(blank, mask) {
+	if gradcam.EnergyFraction(blank, mask) != 0 || gradcam.PointingHit(blank, mask) {
 		t.Error("a blank map scores")
 	}
 	if s := (Figures{{"accuracy", 0.98765}, {"energy_in_mask", 0.7}}).String(); s != "accuracy: 0.9877\nenergy_in_mask: 0.7000\n" {
