@@ -90,9 +90,17 @@ func HeatmapChart(m heatmap.Map) *Chart {
 // the top, each bar labelled with its score. labels, if not nil, gives the
 // class name of each score index and must be as long as scores; bars are
 // labelled "name (index)", or "class index" without names. Ties keep index
-// order. k larger than len(scores) shows all scores.
-func TopKChart(scores []float32, labels []string, k int) *Chart {
-	return &Chart{kind: topKChart, scores: scores, labels: labels, k: k, width: 720,
+// order. k larger than len(scores) shows all scores. Scores may be logits
+// ([]float32) or probabilities (models.Softmax returns []float64).
+func TopKChart[F float32 | float64](scores []F, labels []string, k int) *Chart {
+	s := make([]float32, len(scores))
+	for i, v := range scores {
+		s[i] = float32(v)
+	}
+	if scores == nil {
+		s = nil
+	}
+	return &Chart{kind: topKChart, scores: s, labels: labels, k: k, width: 720,
 		xName: "score"}
 }
 

@@ -150,7 +150,7 @@ func TestTopKChart(t *testing.T) {
 		`height:300px`) // 120 + 36 per bar
 
 	for name, c := range map[string]*Chart{
-		"no scores":      TopKChart(nil, nil, 1),
+		"no scores":      TopKChart[float32](nil, nil, 1),
 		"k = 0":          TopKChart(scores, nil, 0),
 		"labels too few": TopKChart(scores, []string{"a"}, 1),
 		"NaN score":      TopKChart([]float32{float32(math.NaN())}, nil, 1),

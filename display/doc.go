@@ -65,7 +65,8 @@
 // # Output
 //
 // SavePNG and SaveHTML write files atomically: a failure leaves no partial
-// file behind. Show, ShowHTML and Chart.Show display inline when the
+// file behind; every builder's Save does the same. Show, ShowHTML and every
+// builder's Show display inline when the
 // program runs in a GoNB notebook cell (gonbui.IsNotebook). Elsewhere they
 // write a new show-*.png or show-*.html file into the directory named by
 // the environment variable CONVLENS_DISPLAY_DIR (DisplayDirEnv) if it is

@@ -14,14 +14,15 @@ import (
 )
 
 // DisplayDirEnv names the environment variable that gives Show, ShowHTML and
-// Chart.Show a directory to write to when the program is not running in a
-// GoNB notebook.
+// the builders' Show methods (Chart.Show, OverlayBuilder.Show, ...) a
+// directory to write to when the program is not running in a GoNB notebook.
 const DisplayDirEnv = "CONVLENS_DISPLAY_DIR"
 
-// ErrNotNotebook is returned by Show, ShowHTML and Chart.Show when the
-// program is not running inside a GoNB notebook and DisplayDirEnv is unset,
-// so there is nowhere to show anything. Test for it with errors.Is; a
-// command-line program would save with SavePNG or SaveHTML instead.
+// ErrNotNotebook is returned by Show, ShowHTML and the builders' Show
+// methods when the program is not running inside a GoNB notebook and
+// DisplayDirEnv is unset, so there is nowhere to show anything. Test for it
+// with errors.Is; a command-line program would save with SavePNG or
+// SaveHTML instead.
 var ErrNotNotebook = errors.New("display: not running in a GoNB notebook (set " + DisplayDirEnv + " to write files instead)")
 
 // Hooks for tests. Each display waits for GoNB to take it (gonbui.Sync):
@@ -125,6 +126,27 @@ func ShowHTML(s string) error {
 		return sendHTML(s)
 	}
 	return writeShowFile(".html", []byte(s))
+}
+
+// showImage shows what a builder's Image method returns, as Show does, or
+// returns the builder's error. The Show methods of the builders that make
+// one picture are this.
+func showImage(img image.Image, err error) error {
+	if err != nil {
+		return err
+	}
+	return Show(img)
+}
+
+// saveImage saves what a builder's Image method returns, as SavePNG does, or
+// returns the builder's error. The Save methods of the builders that make
+// one picture are this.
+func saveImage(path string, picture func() (image.Image, error)) error {
+	img, err := picture()
+	if err != nil {
+		return err
+	}
+	return SavePNG(path, img)
 }
 
 // writeShowFile writes data to a new file in the fallback directory.

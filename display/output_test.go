@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/convlens/convlens/heatmap"
 )
 
 func dirEntries(t *testing.T, dir string) []string {
@@ -198,5 +200,113 @@ func TestShowInNotebook(t *testing.T) {
 	sendPNG = func([]byte) error { return errors.New("pipe closed") }
 	if err := Show(img); err == nil {
 		t.Error("a failed send was not reported")
+	}
+}
+
+// testBuilderShow checks the Show method of a builder that makes one
+// picture, as TestChartShow checks Chart.Show: outside a notebook it
+// returns ErrNotNotebook, or writes the builder's picture to one new PNG
+// file in DisplayDirEnv; in a notebook it sends that picture and writes
+// nothing. bad is the Show of a builder whose Image fails: it returns the
+// error and shows nothing.
+func testBuilderShow(t *testing.T, show func() error, render func() (image.Image, error), bad func() error) {
+	t.Helper()
+	want, err := render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(what string, b []byte) {
+		t.Helper()
+		got, err := png.Decode(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if p, ok := findImage(got, want); !ok || p != (image.Point{}) || got.Bounds() != want.Bounds() {
+			t.Errorf("%s is not the builder's picture", what)
+		}
+	}
+
+	notNotebook(t)
+	t.Setenv(DisplayDirEnv, "")
+	if err := show(); !errors.Is(err, ErrNotNotebook) {
+		t.Errorf("Show outside a notebook: %v, want ErrNotNotebook", err)
+	}
+	dir := t.TempDir()
+	t.Setenv(DisplayDirEnv, dir)
+	if err := show(); err != nil {
+		t.Fatal(err)
+	}
+	names := dirEntries(t, dir)
+	if len(names) != 1 || !strings.HasPrefix(names[0], "show-") || !strings.HasSuffix(names[0], ".png") {
+		t.Fatalf("Show wrote %v", names)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, names[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("the file Show wrote", b)
+	if err := bad(); err == nil || errors.Is(err, ErrNotNotebook) {
+		t.Errorf("Show of a builder that fails: %v, want its error", err)
+	}
+	if names := dirEntries(t, dir); len(names) != 1 {
+		t.Errorf("a failed Show wrote files: %v", names)
+	}
+
+	var sent []byte
+	oldNB, oldPNG := isNotebook, sendPNG
+	t.Cleanup(func() { isNotebook, sendPNG = oldNB, oldPNG })
+	isNotebook = func() bool { return true }
+	sendPNG = func(b []byte) error { sent = b; return nil }
+	if err := show(); err != nil {
+		t.Fatal(err)
+	}
+	same("the PNG Show sent", sent)
+	if names := dirEntries(t, dir); len(names) != 1 {
+		t.Errorf("in a notebook Show wrote files %v", names)
+	}
+	sent = nil
+	if err := bad(); err == nil || sent != nil {
+		t.Errorf("Show of a builder that fails: %v, sent %d bytes", err, len(sent))
+	}
+}
+
+// The builders' Save writes exactly their picture, atomically, and a builder
+// that fails writes nothing.
+func TestBuilderSave(t *testing.T) {
+	m := heatmap.Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
+	for name, b := range map[string]interface {
+		Image() (image.Image, error)
+		Save(string) error
+	}{
+		"Overlay": Overlay(randomImage(12, 8, 5), m).Alpha(0.4),
+		"Heatmap": Heatmap(m).Size(6, 6),
+	} {
+		want, err := b.Image()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		path := filepath.Join(dir, "out.png")
+		if err := b.Save(path); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := png.Decode(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if p, ok := findImage(got, want); !ok || p != (image.Point{}) || got.Bounds() != want.Bounds() {
+			t.Errorf("%s: the saved file is not the builder's picture", name)
+		}
+	}
+	dir := t.TempDir()
+	if err := Overlay(nil, heatmap.Map{}).Save(filepath.Join(dir, "bad.png")); err == nil {
+		t.Error("Save of a builder that fails: no error")
+	}
+	if names := dirEntries(t, dir); len(names) != 0 {
+		t.Errorf("a failed Save wrote files: %v", names)
 	}
 }

@@ -76,6 +76,12 @@ func (b *HeatmapBuilder) Image() (image.Image, error) {
 	return img, nil
 }
 
+// Show displays the picture inline in a GoNB notebook (see [Show]).
+func (b *HeatmapBuilder) Show() error { return showImage(b.Image()) }
+
+// Save writes the picture to path as a PNG file, atomically (see [SavePNG]).
+func (b *HeatmapBuilder) Save(path string) error { return saveImage(path, b.Image) }
+
 func (b *HeatmapBuilder) render() (*image.RGBA, error) {
 	if err := b.m.Validate(); err != nil {
 		return nil, err
@@ -152,6 +158,13 @@ func (b *OverlayBuilder) Image() (image.Image, error) {
 	}
 	return img, nil
 }
+
+// Show displays the overlay in the running GoNB notebook cell, or falls
+// back as Show does.
+func (b *OverlayBuilder) Show() error { return showImage(b.Image()) }
+
+// Save writes the picture to path as a PNG file, atomically (see [SavePNG]).
+func (b *OverlayBuilder) Save(path string) error { return saveImage(path, b.Image) }
 
 var errNilImage = errors.New("display: nil image")
 

@@ -222,3 +222,8 @@ func TestOverlayErrors(t *testing.T) {
 }
 
 func inf() float64 { var zero float64; return 1 / zero }
+
+func TestOverlayShow(t *testing.T) {
+	b := Overlay(randomImage(12, 8, 5), heatmap.Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}).Alpha(0.4)
+	testBuilderShow(t, b.Show, b.Image, Overlay(nil, heatmap.Map{}).Show)
+}

@@ -52,6 +52,12 @@ func (b *ColorbarBuilder) Image() (image.Image, error) {
 	return img, nil
 }
 
+// Show displays the picture inline in a GoNB notebook (see [Show]).
+func (b *ColorbarBuilder) Show() error { return showImage(b.Image()) }
+
+// Save writes the picture to path as a PNG file, atomically (see [SavePNG]).
+func (b *ColorbarBuilder) Save(path string) error { return saveImage(path, b.Image) }
+
 func (b *ColorbarBuilder) render(face font.Face) (*image.RGBA, error) {
 	if err := b.rng.validate(); err != nil {
 		return nil, err
@@ -156,6 +162,13 @@ func (b *PanelBuilder) Image() (image.Image, error) {
 	}
 	return compose([]panelParts{p}, false, f), nil
 }
+
+// Show displays the panel in the running GoNB notebook cell, or falls back
+// as Show does.
+func (b *PanelBuilder) Show() error { return showImage(b.Image()) }
+
+// Save writes the picture to path as a PNG file, atomically (see [SavePNG]).
+func (b *PanelBuilder) Save(path string) error { return saveImage(path, b.Image) }
 
 // faces holds the font faces used to compose panels.
 type faces struct{ caption, label font.Face }
@@ -340,3 +353,10 @@ func (b *RowsBuilder) Image() (image.Image, error) {
 	}
 	return compose(panels, b.headings, f), nil
 }
+
+// Show displays the picture of all rows in the running GoNB notebook cell,
+// or falls back as Show does.
+func (b *RowsBuilder) Show() error { return showImage(b.Image()) }
+
+// Save writes the picture to path as a PNG file, atomically (see [SavePNG]).
+func (b *RowsBuilder) Save(path string) error { return saveImage(path, b.Image) }

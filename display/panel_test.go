@@ -304,3 +304,14 @@ func TestPanelEnlargesSmallPictures(t *testing.T) {
 func rgbaAt(img image.Image, x, y int) color.RGBA {
 	return color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
 }
+
+func TestPanelShow(t *testing.T) {
+	b := Panel(randomImage(12, 8, 5), heatmap.Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}).Caption("cat (281)")
+	testBuilderShow(t, b.Show, b.Image, Panel(randomImage(12, 8, 5), heatmap.Map{}).Show)
+}
+
+func TestRowsShow(t *testing.T) {
+	m := heatmap.Map{Width: 2, Height: 2, Values: []float32{0, 1, 0.5, 0.25}}
+	b := Rows(Row{Image: randomImage(12, 8, 5), Map: m, Caption: "a"}, Row{Image: randomImage(12, 8, 6), Map: m, Caption: "b"}).Colorbar(false)
+	testBuilderShow(t, b.Show, b.Image, Rows().Show)
+}

@@ -86,6 +86,12 @@ func (b *PixelGridBuilder) Image() (image.Image, error) {
 	return out, nil
 }
 
+// Show displays the picture inline in a GoNB notebook (see [Show]).
+func (b *PixelGridBuilder) Show() error { return showImage(b.Image()) }
+
+// Save writes the picture to path as a PNG file, atomically (see [SavePNG]).
+func (b *PixelGridBuilder) Save(path string) error { return saveImage(path, b.Image) }
+
 // textColorOn returns black or white, whichever has the higher WCAG 2
 // contrast ratio against the grey level g.
 func textColorOn(g uint8) color.Gray {

@@ -5,7 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"html"
+	"html/template"
 	"image"
 	"image/png"
 	"strings"
@@ -128,8 +128,11 @@ func (b *ReportBuilder) IFrame() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf(`<iframe srcdoc="%s" title="convlens report" width="860" height="1100" style="border:1px solid #ccc;max-width:100%%"></iframe>`,
-		html.EscapeString(page)), nil
+	var out strings.Builder
+	if err := iframeTmpl.Execute(&out, page); err != nil {
+		return "", fmt.Errorf("display: report: %w", err)
+	}
+	return out.String(), nil
 }
 
 // Show displays the report in the running GoNB notebook cell (in an
@@ -150,16 +153,123 @@ func (b *ReportBuilder) Show() error {
 	return writeShowFile(".html", []byte(page))
 }
 
-// reportNote is the plain-language note every page carries. %s is the method.
-const reportNote = `<p><b>What the coloured overlay shows.</b> The regions that most raised the model's score
-for the class named above, as computed by %s: red marks the strongest evidence, blue none. It is scaled
+// reportTemplate is the report page. It is rendered with html/template, so
+// every string from the caller (titles, labels, model and layer names) is
+// escaped for where it appears; the only values trusted as they are are
+// the style sheet (reportCSS, a constant) and the images' data URIs, which
+// dataURI builds and srcAttr checks.
+const reportTemplate = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{{.Title}}</title>
+<style>
+{{.CSS}}</style>
+</head>
+<body>
+{{range .Pages -}}
+<section class="page" id="page-{{.Number}}">
+<header><span class="what">{{.Software}}: heat-map report</span><span class="where">image {{.Number}} of {{.Of}} &middot; {{.Date}}</span></header>
+<h1>{{.Title}}</h1>
+<p class="prediction">Predicted: <b>{{.Predicted.Name}}</b>, probability <b>{{percent .Predicted.Probability}}</b></p>
+{{if .ExplainsOther -}}
+<p class="explained">The heat map shows the evidence for <b>{{.Explained.Name}}</b> (probability {{percent .Explained.Probability}}), not for the prediction.</p>
+{{end -}}
+{{if .EmptyMap -}}
+<p class="warning">The heat map is empty (uniform): {{.EmptyMapMethod}} found no region with more evidence than another at this layer, so it shows nothing about where the evidence was.</p>
+{{end -}}
+<div class="figures">
+<figure><img class="image{{if .Pixels}} pixels{{end}}" {{srcAttr .Image}} alt="the image"><figcaption>The image</figcaption></figure>
+<figure><img class="overlay{{if .Pixels}} pixels{{end}}" {{srcAttr .Overlay}} alt="heat map over the image"><figcaption>Heat map over the image: evidence for {{.Explained.Name}}</figcaption></figure>
+<div class="legend"><span>strongest</span><img {{srcAttr .Legend}} alt="colour scale"><span>none</span></div>
+</div>
+<div class="columns">
+<table class="top">
+<caption>Most probable classes</caption>
+<tr><th>#</th><th>class</th><th class="num">probability</th><th></th></tr>
+{{range $k, $c := .Top -}}
+<tr{{if eq $k 0}} class="predicted"{{end}}><td>{{inc $k}}</td><td>{{$c.Name}}</td><td class="num">{{percent $c.Probability}}</td><td class="bar"><div style="width:{{percent $c.Probability}}"></div></td></tr>
+{{end -}}
+</table>
+<table class="facts">
+<caption>How it was made</caption>
+<tr><th>Method</th><td>{{.Method}}</td></tr>
+<tr><th>Layer</th><td><code>{{.Layers}}</code>{{with .LayerNote}}<br><span class="small">{{.}}</span>{{end}}</td></tr>
+<tr><th>Model</th><td>{{.Model}}</td></tr>
+{{if .Checksum -}}
+<tr><th>Weights</th><td><code class="sum">{{.Checksum}}</code>{{with .ChecksumOf}}<br><span class="small">{{.}}</span>{{end}}</td></tr>
+{{else -}}
+<tr><th>Weights</th><td><span class="small">{{.ChecksumOf}}</span></td></tr>
+{{end -}}
+<tr><th>Date</th><td>{{.LongDate}}</td></tr>
+</table>
+</div>
+<div class="note">{{template "note" .Method}}</div>
+</section>
+{{end -}}
+</body>
+</html>
+`
+
+// reportNote is the plain-language note every page carries; its data is
+// the method's name.
+const reportNote = `{{define "note"}}<p><b>What the coloured overlay shows.</b> The regions that most raised the model's score
+for the class named above, as computed by {{.}}: red marks the strongest evidence, blue none. It is scaled
 on each image so that its strongest region is always red, even when the evidence is weak, and it is coarse:
 it is computed on a grid smaller than the image and smoothed.</p>
 <p><b>What it does not show.</b> It does not show that the prediction is right, nor that the model looked
 at what a clinician would look at: it shows where the evidence was, not whether it is sound. A highlighted
 region can be an artefact (a ruler, a marker, a label, the image border) that the model learned to rely on.
 The probability is the model's own estimate and is not calibrated against outcomes. This report supports
-a review of the model's prediction; it is not a diagnosis.</p>`
+a review of the model's prediction; it is not a diagnosis.</p>{{end}}`
+
+// reportTmpl is reportTemplate and reportNote parsed; they are constants,
+// so a parse error is a bug and panics at init.
+var reportTmpl = template.Must(template.Must(template.New("report").Funcs(template.FuncMap{
+	"percent": func(p float64) string { return fmt.Sprintf("%.1f%%", 100*p) },
+	"inc":     func(k int) int { return k + 1 },
+	"srcAttr": srcAttr,
+}).Parse(reportTemplate)).Parse(reportNote))
+
+// iframeTmpl wraps a report page for a notebook cell (IFrame).
+var iframeTmpl = template.Must(template.New("iframe").Parse(
+	`<iframe srcdoc="{{.}}" title="convlens report" width="860" height="1100" style="border:1px solid #ccc;max-width:100%"></iframe>`))
+
+// reportView is what reportTemplate renders.
+type reportView struct {
+	Title string
+	CSS   template.CSS
+	Pages []pageView
+}
+
+// pageView is one page of a reportView. Its strings are plain text, which
+// the template escapes; its images are data URIs made by dataURI.
+type pageView struct {
+	Number, Of                       int
+	Software, Date, LongDate, Title  string
+	Predicted, Explained             ReportClass
+	ExplainsOther                    bool
+	EmptyMap                         bool
+	EmptyMapMethod                   string
+	Pixels                           bool
+	Image, Overlay, Legend           template.URL
+	Top                              []ReportClass
+	Method, Layers, LayerNote, Model string
+	Checksum, ChecksumOf             string
+}
+
+// srcAttr returns the attribute src="uri" for a data URI made by dataURI.
+// html/template would write the URI's '+' characters as "&#43;" inside an
+// attribute; the attribute is written whole instead, after checking that
+// the URI holds nothing but the base64 alphabet, so that it needs no
+// escaping.
+func srcAttr(uri template.URL) (template.HTMLAttr, error) {
+	data, ok := strings.CutPrefix(string(uri), dataURIPrefix)
+	if !ok || strings.TrimLeft(data, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") != "" {
+		return "", errors.New("display: not a base64 PNG data URI")
+	}
+	return template.HTMLAttr(`src="` + string(uri) + `"`), nil
+}
 
 // HTML returns the report as one self-contained HTML page.
 func (b *ReportBuilder) HTML() (string, error) {
@@ -180,16 +290,20 @@ func (b *ReportBuilder) HTML() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var out strings.Builder
-	out.WriteString("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
-	fmt.Fprintf(&out, "<title>%s</title>\n", html.EscapeString(reportTitle(info, len(b.pages))))
-	out.WriteString("<style>\n" + reportCSS + "</style>\n</head>\n<body>\n")
+	view := reportView{
+		Title: reportTitle(info, len(b.pages)),
+		CSS:   template.CSS(reportCSS),
+		Pages: make([]pageView, len(b.pages)),
+	}
 	for i, p := range b.pages {
-		if err := b.writePage(&out, info, legend, i, p); err != nil {
+		if view.Pages[i], err = b.page(info, legend, i, p); err != nil {
 			return "", fmt.Errorf("display: report page %d: %w", i+1, err)
 		}
 	}
-	out.WriteString("</body>\n</html>\n")
+	var out strings.Builder
+	if err := reportTmpl.Execute(&out, view); err != nil {
+		return "", fmt.Errorf("display: report: %w", err)
+	}
 	return out.String(), nil
 }
 
@@ -205,7 +319,7 @@ func reportTitle(info ReportInfo, n int) string {
 }
 
 // legend renders the colour scale once, as an inline image shared by all pages.
-func (b *ReportBuilder) legend() (string, error) {
+func (b *ReportBuilder) legend() (template.URL, error) {
 	// A 1x64 map from 1 (top) to 0 (bottom), stretched by the browser.
 	vals := make([]float32, 64)
 	for i := range vals {
@@ -218,19 +332,20 @@ func (b *ReportBuilder) legend() (string, error) {
 	return dataURI(img)
 }
 
-func (b *ReportBuilder) writePage(out *strings.Builder, info ReportInfo, legend string, i int, p ReportPage) error {
+// page checks page i and renders its pictures.
+func (b *ReportBuilder) page(info ReportInfo, legend template.URL, i int, p ReportPage) (pageView, error) {
 	if p.Image == nil {
-		return errNilImage
+		return pageView{}, errNilImage
 	}
 	if err := p.Map.Validate(); err != nil {
-		return err
+		return pageView{}, err
 	}
 	if len(p.Top) == 0 {
-		return errors.New("no classes: Top needs at least the predicted class")
+		return pageView{}, errors.New("no classes: Top needs at least the predicted class")
 	}
 	for _, c := range p.Top {
 		if !(c.Probability >= 0 && c.Probability <= 1) {
-			return fmt.Errorf("%s has probability %v, outside [0, 1]", c.Name(), c.Probability)
+			return pageView{}, fmt.Errorf("%s has probability %v, outside [0, 1]", c.Name(), c.Probability)
 		}
 	}
 	base := p.Image
@@ -238,107 +353,66 @@ func (b *ReportBuilder) writePage(out *strings.Builder, info ReportInfo, legend 
 		w, h := bd.Dx()*b.side/max(bd.Dx(), bd.Dy()), bd.Dy()*b.side/max(bd.Dx(), bd.Dy())
 		scaled, err := scaleImage(base, max(w, 1), max(h, 1))
 		if err != nil {
-			return err
+			return pageView{}, err
 		}
 		base = scaled
 	}
 	overlay, err := Overlay(base, p.Map).Colormap(b.cmap).Alpha(b.alpha).Image()
 	if err != nil {
-		return err
+		return pageView{}, err
 	}
 	baseURI, err := dataURI(base)
 	if err != nil {
-		return err
+		return pageView{}, err
 	}
 	overlayURI, err := dataURI(overlay)
 	if err != nil {
-		return err
+		return pageView{}, err
 	}
 	pred := p.Top[0]
 	explained := pred
 	if p.Explained != nil && *p.Explained != (ReportClass{}) {
 		explained = *p.Explained
 	}
-	esc := html.EscapeString
 	title := p.Title
 	if title == "" {
 		title = fmt.Sprintf("image %d", i+1)
 	}
-
-	fmt.Fprintf(out, "<section class=\"page\" id=\"page-%d\">\n", i+1)
-	fmt.Fprintf(out, "<header><span class=\"what\">%s: heat-map report</span><span class=\"where\">image %d of %d &middot; %s</span></header>\n",
-		esc(info.Software), i+1, len(b.pages), esc(info.Date.Format("2006-01-02 15:04 MST")))
-	fmt.Fprintf(out, "<h1>%s</h1>\n", esc(title))
-	fmt.Fprintf(out, "<p class=\"prediction\">Predicted: <b>%s</b>, probability <b>%.1f%%</b></p>\n", esc(pred.Name()), 100*pred.Probability)
-	if explained != pred {
-		fmt.Fprintf(out, "<p class=\"explained\">The heat map shows the evidence for <b>%s</b> (probability %.1f%%), not for the prediction.</p>\n",
-			esc(explained.Name()), 100*explained.Probability)
-	}
-	if lo, hi := p.Map.MinMax(); !(hi > lo) {
-		fmt.Fprintf(out, "<p class=\"warning\">The heat map is empty (uniform): %s found no region with more evidence than another at this layer, so it shows nothing about where the evidence was.</p>\n",
-			esc(orDefault(info.Method, "the method")))
-	}
-	out.WriteString("<div class=\"figures\">\n")
-	// Images are drawn to fill their box; a small one (a 28x28 digit, say)
-	// is enlarged with visible pixels rather than blurred.
-	pixels := ""
-	if bd := base.Bounds(); max(bd.Dx(), bd.Dy()) < 200 {
-		pixels = " pixels"
-	}
-	fmt.Fprintf(out, "<figure><img class=\"image%s\" src=\"%s\" alt=\"the image\"><figcaption>The image</figcaption></figure>\n", pixels, baseURI)
-	fmt.Fprintf(out, "<figure><img class=\"overlay%s\" src=\"%s\" alt=\"heat map over the image\"><figcaption>Heat map over the image: evidence for %s</figcaption></figure>\n",
-		pixels, overlayURI, esc(explained.Name()))
-	fmt.Fprintf(out, "<div class=\"legend\"><span>strongest</span><img src=\"%s\" alt=\"colour scale\"><span>none</span></div>\n", legend)
-	out.WriteString("</div>\n")
-
-	out.WriteString("<div class=\"columns\">\n<table class=\"top\">\n<caption>Most probable classes</caption>\n")
-	out.WriteString("<tr><th>#</th><th>class</th><th class=\"num\">probability</th><th></th></tr>\n")
-	for k, c := range p.Top[:min(5, len(p.Top))] {
-		cls := ""
-		if k == 0 {
-			cls = " class=\"predicted\""
-		}
-		fmt.Fprintf(out, "<tr%s><td>%d</td><td>%s</td><td class=\"num\">%.1f%%</td><td class=\"bar\"><div style=\"width:%.1f%%\"></div></td></tr>\n",
-			cls, k+1, esc(c.Name()), 100*c.Probability, 100*c.Probability)
-	}
-	out.WriteString("</table>\n<table class=\"facts\">\n<caption>How it was made</caption>\n")
-	method := info.Method
-	if method == "" {
-		method = "not stated"
-	}
-	fmt.Fprintf(out, "<tr><th>Method</th><td>%s</td></tr>\n", esc(method))
+	lo, hi := p.Map.MinMax()
 	layers := strings.Join(info.Layers, ", ")
 	if layers == "" {
 		layers = "none (the method works on the input)"
 	}
-	fmt.Fprintf(out, "<tr><th>Layer</th><td><code>%s</code>", esc(layers))
-	if info.LayerNote != "" {
-		fmt.Fprintf(out, "<br><span class=\"small\">%s</span>", esc(info.LayerNote))
+	checksumOf := info.ChecksumOf
+	if info.Checksum == "" && checksumOf == "" {
+		checksumOf = "no checksum given"
 	}
-	out.WriteString("</td></tr>\n")
-	model := info.Model
-	if model == "" {
-		model = "not stated"
-	}
-	fmt.Fprintf(out, "<tr><th>Model</th><td>%s</td></tr>\n", esc(model))
-	if info.Checksum != "" {
-		fmt.Fprintf(out, "<tr><th>Weights</th><td><code class=\"sum\">%s</code>", esc(info.Checksum))
-		if info.ChecksumOf != "" {
-			fmt.Fprintf(out, "<br><span class=\"small\">%s</span>", esc(info.ChecksumOf))
-		}
-		out.WriteString("</td></tr>\n")
-	} else {
-		note := info.ChecksumOf
-		if note == "" {
-			note = "no checksum given"
-		}
-		fmt.Fprintf(out, "<tr><th>Weights</th><td><span class=\"small\">%s</span></td></tr>\n", esc(note))
-	}
-	fmt.Fprintf(out, "<tr><th>Date</th><td>%s</td></tr>\n", esc(info.Date.Format("2006-01-02 15:04:05 MST")))
-	out.WriteString("</table>\n</div>\n")
-	fmt.Fprintf(out, "<div class=\"note\">%s</div>\n", fmt.Sprintf(reportNote, esc(method)))
-	out.WriteString("</section>\n")
-	return nil
+	return pageView{
+		Number:         i + 1,
+		Of:             len(b.pages),
+		Software:       info.Software,
+		Date:           info.Date.Format("2006-01-02 15:04 MST"),
+		LongDate:       info.Date.Format("2006-01-02 15:04:05 MST"),
+		Title:          title,
+		Predicted:      pred,
+		Explained:      explained,
+		ExplainsOther:  explained != pred,
+		EmptyMap:       !(hi > lo),
+		EmptyMapMethod: orDefault(info.Method, "the method"),
+		// Images are drawn to fill their box; a small one (a 28x28 digit,
+		// say) is enlarged with visible pixels rather than blurred.
+		Pixels:     max(base.Bounds().Dx(), base.Bounds().Dy()) < 200,
+		Image:      baseURI,
+		Overlay:    overlayURI,
+		Legend:     legend,
+		Top:        p.Top[:min(5, len(p.Top))],
+		Method:     orDefault(info.Method, "not stated"),
+		Layers:     layers,
+		LayerNote:  info.LayerNote,
+		Model:      orDefault(info.Model, "not stated"),
+		Checksum:   info.Checksum,
+		ChecksumOf: checksumOf,
+	}, nil
 }
 
 func orDefault(s, def string) string {
@@ -348,13 +422,16 @@ func orDefault(s, def string) string {
 	return s
 }
 
+// dataURIPrefix starts every data URI that dataURI makes.
+const dataURIPrefix = "data:image/png;base64,"
+
 // dataURI encodes img as a PNG data URI.
-func dataURI(img image.Image) (string, error) {
+func dataURI(img image.Image) (template.URL, error) {
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {
 		return "", fmt.Errorf("display: encoding PNG: %w", err)
 	}
-	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+	return template.URL(dataURIPrefix + base64.StdEncoding.EncodeToString(buf.Bytes())), nil
 }
 
 // reportCSS lays pages out in black, white and grey, so that the only

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"html"
+	"html/template"
 	"image"
 	"image/png"
 	"math"
@@ -341,6 +343,71 @@ func TestReportPrintsOnePagePerImageWithTheOverlay(t *testing.T) {
 			t.Errorf("page %d: %d hot pixels, the colour scale alone has %d: the overlay is missing or blank", i+1, hot, legend)
 		} else {
 			t.Logf("page %d: %d hot pixels (colour scale alone: %d)", i+1, hot, legend)
+		}
+	}
+}
+
+func TestReportEscapesHostileText(t *testing.T) {
+	label := `<script>alert(1)</script>`
+	title := `Tom & "Jerry" <i>'s</i>.png`
+	info := ReportInfo{Model: `m" onload="alert(2)`, Method: `<img src=x onerror=alert(3)>`, Layers: []string{`</code><script>`}, Date: reportDate}
+	page, err := Report(info, ReportPage{
+		Title: title, Image: greyPhoto(), Map: blobMap(3, 3),
+		Top: []ReportClass{{Index: 3, Label: label, Probability: 0.9}},
+	}).HTML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []string{label, "<script", title, `"Jerry"`, "<i>", info.Model, info.Method, info.Layers[0]} {
+		if strings.Contains(page, raw) {
+			t.Errorf("the page holds %q unescaped", raw)
+		}
+	}
+	// Escaped, the strings are still there, and read back as given.
+	for _, c := range []struct{ re, want string }{
+		{`<h1>(.*?)</h1>`, title},
+		{`<title>(.*?)</title>`, "Heat-map report: " + info.Model},
+		{`Predicted: <b>(.*?)</b>`, label + " (3)"},
+		{`<tr class="predicted"><td>1</td><td>(.*?)</td>`, label + " (3)"},
+		{`<tr><th>Model</th><td>(.*?)</td>`, info.Model},
+		{`<tr><th>Method</th><td>(.*?)</td>`, info.Method},
+		{`<td><code>(.*?)</code>`, info.Layers[0]},
+	} {
+		m := regexp.MustCompile(c.re).FindStringSubmatch(page)
+		if m == nil {
+			t.Errorf("no match for %s", c.re)
+			continue
+		}
+		if got := html.UnescapeString(m[1]); got != c.want {
+			t.Errorf("%s: %q reads %q, want %q", c.re, m[1], got, c.want)
+		}
+	}
+	for _, want := range []string{"&lt;script&gt;alert(1)&lt;/script&gt; (3)", "Tom &amp; &#34;Jerry&#34;"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	// The images are still inlined whole.
+	if n := len(dataURIRe.FindAllString(page, -1)); n != 2 {
+		t.Errorf("%d inlined image and overlay, want 2", n)
+	}
+	// The report's srcdoc, unescaped, is the page itself.
+	frame, err := Report(info, ReportPage{Title: title, Image: greyPhoto(), Map: blobMap(3, 3),
+		Top: []ReportClass{{Index: 3, Label: label, Probability: 0.9}}}).IFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`^<iframe srcdoc="([^"<>]*)" title=`).FindStringSubmatch(frame)
+	if m == nil {
+		t.Fatalf("IFrame gives %.200q", frame)
+	}
+	if html.UnescapeString(m[1]) != page {
+		t.Error("the iframe's srcdoc is not the page")
+	}
+	// Only data URIs made by dataURI are written into src unescaped.
+	for _, bad := range []string{"javascript:alert(1)", `data:image/png;base64,AA" onerror="alert(1)`} {
+		if _, err := srcAttr(template.URL(bad)); err == nil {
+			t.Errorf("srcAttr(%q): no error", bad)
 		}
 	}
 }
