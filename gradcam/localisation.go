@@ -8,7 +8,7 @@ import (
 // object a person marked. mask is row-major at the map's size (for a
 // Result.Map, the model's input size); m's values are non-negative, as
 // normalised Grad-CAM maps are. `convlens eval lesions` averages both over
-// the held-out images (see internal/evaluation).
+// the held-out images (see cmd/convlens/internal/evaluation).
 
 // PointingHit reports whether the pixel where m is largest lies in mask
 // (the pointing game, Zhang et al., 2016, without a tolerance margin). On a

@@ -1,3 +1,9 @@
+// Package heatmap holds the value every convlens package shares: a [Map],
+// a two-dimensional field of numbers such as a class activation map or one
+// channel of a feature map, with its min-max normalisation and its bilinear
+// resize (OpenCV's INTER_LINEAR convention); and [Tiles], maps to be shown
+// side by side. gradcam and featuremaps return these values and display
+// draws them, so neither computing package depends on drawing.
 package heatmap
 
 import (

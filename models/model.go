@@ -14,10 +14,17 @@
 //   - [NewNative] wraps a model written in GoMLX. The model marks its layers
 //     with a [Tap] and is then used exactly like an ONNX model.
 //
-// A [Runner] executes a model on a backend ([DefaultBackend] picks one),
-// compiling each combination of requested layers and input shape once.
+// A [Runner] executes a model on a backend (package models/backend picks
+// one), compiling each combination of requested layers and input shape once.
 // [Input] describes the image tensor a model expects and [Input.Tensor] turns
 // decoded images into it.
+//
+// This package touches only the files it is asked to load and never the
+// network. Around it, one package per concern: models/backend chooses the
+// compute backend (the only network side effect, the XLA plugin install);
+// models/embedded holds the models built into convlens with their weights
+// and samples; models/pretrained downloads the ImageNet models; models/modeltest
+// serves tests above this floor.
 package models
 
 import (

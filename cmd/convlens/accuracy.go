@@ -10,7 +10,7 @@ import (
 )
 
 // runAccuracy measures a built-in model on its held-out data and prints one
-// "name: value" line per figure (see package internal/evaluation):
+// "name: value" line per figure (see package cmd/convlens/internal/evaluation):
 //
 //	convlens eval mnist                 accuracy
 //	convlens eval lesions [--images N]  accuracy, pointing_game, energy_in_mask, energy_on_ruler

@@ -20,7 +20,7 @@ func accuracyCLI(t *testing.T, args ...string) (err error, stdout, stderr string
 }
 
 // TestAccuracyPrintsTheLibraryFigures: the CLI prints, as "name: value"
-// lines, exactly what internal/evaluation computes (and its tests assert).
+// lines, exactly what cmd/convlens/internal/evaluation computes (and its tests assert).
 func TestAccuracyPrintsTheLibraryFigures(t *testing.T) {
 	err, out, errOut := accuracyCLI(t, "mnist")
 	if err != nil {

@@ -1,3 +1,9 @@
+// Package backend chooses and starts the compute backend convlens runs on:
+// XLA where its PJRT plugin is installed or can be, otherwise the pure-Go
+// backend with convlens' fast convolution. It is the only package that may
+// reach the network (to install the XLA plugin, only when the download site
+// answers within seconds), and it prints nothing: [Default] returns the line
+// that says which backend and why, for the command line to print.
 package backend
 
 import (

@@ -15,7 +15,7 @@ const (
 )
 
 // CellsInput is what both cell models take: 64x64 RGB images, channels-last,
-// pixels in [0,1] (the images of internal/celldata). The grey model takes
+// pixels in [0,1] (the images of datasets/celldata). The grey model takes
 // colour images too and greys them out itself (its first layer, "grey"), so
 // both models can be run and explained on the same images.
 var CellsInput = models.Input{Layout: models.NHWC, Channels: 3, Height: 64, Width: 64, Normalization: models.Identity}

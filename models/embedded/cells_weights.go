@@ -23,7 +23,7 @@ const (
 )
 
 // Cells returns the red/white blood-cell classifier embedded in convlens,
-// trained on the colour images of internal/celldata. It reads nothing from
+// trained on the colour images of datasets/celldata. It reads nothing from
 // disk or network; each call returns a new model.
 func Cells() (*models.Native, error) { return embeddedNative(cellsWeights, "weights/cells", LoadCells) }
 

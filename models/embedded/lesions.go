@@ -20,7 +20,7 @@ const (
 )
 
 // LesionsInput is what the lesion models take: 128x128 RGB images,
-// channels-last, pixels in [0,1] (the images of internal/lesiondata).
+// channels-last, pixels in [0,1] (the images of datasets/lesiondata).
 var LesionsInput = models.Input{Layout: models.NHWC, Channels: 3, Height: 128, Width: 128, Normalization: models.Identity}
 
 // LesionsLabels are the class names of the lesion models, by logit. Besides

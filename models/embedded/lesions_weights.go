@@ -24,9 +24,9 @@ const (
 
 // Lesions returns the lesion classifier embedded in convlens: benign versus
 // suspicious (and "no lesion", see [LesionsLabels]) on the dermoscopy-like
-// images of internal/lesiondata, trained by internal/training with rulers on
+// images of datasets/lesiondata, trained by cmd/convlens/internal/training with rulers on
 // 30% of the images of either class. Its Grad-CAM maps at
-// [LesionsGradCAMLayer] fall on the lesion (internal/evaluation measures
+// [LesionsGradCAMLayer] fall on the lesion (cmd/convlens/internal/evaluation measures
 // how well). It reads nothing from disk or network; each call returns a new
 // model.
 func Lesions() (*models.Native, error) {
@@ -35,7 +35,7 @@ func Lesions() (*models.Native, error) {
 
 // LesionsShortcut returns the shortcut lesion classifier: the same network
 // trained on images where a ruler marks every suspicious lesion and no
-// benign one. It learnt the ruler; see internal/evaluation.LesionsShortcut.
+// benign one. It learnt the ruler; see cmd/convlens/internal/evaluation.LesionsShortcut.
 func LesionsShortcut() (*models.Native, error) {
 	return embeddedNative(lesionsWeights, "weights/lesions-shortcut", LoadLesionsShortcut)
 }

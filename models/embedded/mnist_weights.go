@@ -19,7 +19,7 @@ var mnistWeights embed.FS
 const MNISTWeightsDir = "models/embedded/weights/mnist"
 
 // MNIST returns the MNIST digit classifier embedded in convlens, trained on
-// 8,000 real MNIST digits (see internal/mnistdata and internal/training). It
+// 8,000 real MNIST digits (see datasets/mnistdata and cmd/convlens/internal/training). It
 // reads nothing from disk or network. Each call returns a new model with its
 // own copy of the weights.
 func MNIST() (*models.Native, error) {

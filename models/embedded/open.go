@@ -1,3 +1,11 @@
+// Package embedded holds the models built into convlens, compiled into the
+// binary with their weights (weights/, as .npy files) so that they run
+// offline: an MNIST digit classifier, the skin-lesion classifier and its
+// shortcut-learning twin, and the colour and greyscale blood-cell
+// classifiers; and their held-out samples with ground truth ([LesionSamples],
+// [CellSamples]), drawn from the public generators under datasets/.
+// [Open] resolves any name the command line takes: a built-in model, a
+// downloadable pretrained one (package models/pretrained), or an ONNX path.
 package embedded
 
 import (

@@ -31,11 +31,11 @@ func (s Sample) HasRuler() bool { return s.Ruler != nil }
 
 // LesionSamples returns the first n images of the lesion models' held-out
 // set, the same images `convlens eval lesions` measures (it uses the first
-// 500). With shortcut false they are drawn as models.Lesions was trained:
+// 500). With shortcut false they are drawn as Lesions was trained:
 // a ruler on 30% of the images of either class, independent of the class.
 // With shortcut true the ruler is on half of the images of each class and
 // every lesion looks like its class: the set on which `convlens eval
-// lesions --shortcut` measures where models.LesionsShortcut, trained with a
+// lesions --shortcut` measures where LesionsShortcut, trained with a
 // ruler on every suspicious image, looks.
 func LesionSamples(n int, shortcut bool) ([]Sample, error) {
 	if n <= 0 {
@@ -71,6 +71,6 @@ func CellSamples(n int) ([]Sample, error) {
 }
 
 // Luma is the brightness a greyscale model sees of a colour (Rec. 601
-// weights, channels in [0,1]): models.CellsGrey reduces its input to it
+// weights, channels in [0,1]): CellsGrey reduces its input to it
 // before its first convolution.
 func Luma(r, g, b float64) float64 { return celldata.Luma(r, g, b) }

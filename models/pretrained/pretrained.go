@@ -1,3 +1,9 @@
+// Package pretrained knows the well-known ImageNet CNNs convlens can
+// download (their address, size, SHA-256, preprocessing and labels) and
+// fetches them once into a local cache: atomically, verified against the
+// hash before anything is parsed, with progress reported to the caller. It
+// reads and writes only its cache directory ($CONVLENS_CACHE, or the user's
+// cache folder) and the network address of the model asked for.
 package pretrained
 
 import (
