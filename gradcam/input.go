@@ -2,8 +2,9 @@ package gradcam
 
 import (
 	"fmt"
-	"strings"
+	"reflect"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/layers/activation"
 	"github.com/gomlx/gomlx/ml/model"
@@ -165,7 +166,8 @@ var (
 // maxAbsChannel is max_c |g_c| of g [N,C,H,W].
 func maxAbsChannel(g *graph.Node) *graph.Node { return graph.ReduceMax(graph.Abs(g), 1) }
 
-// mergeLeading reshapes [S,N,...] to [S·N,...].
+// mergeLeading merges the two leading axes, [A,B,...] to [A·B,...]: samples
+// with images, or images with their perturbed copies.
 func mergeLeading(x *graph.Node) *graph.Node {
 	dims := x.Shape().Dimensions
 	return graph.Reshape(x, append([]int{dims[0] * dims[1]}, dims[2:]...)...)
@@ -234,12 +236,14 @@ func (c *CAM) inputMaps(scope *model.Scope, im inputMethod, x, noise, logits *gr
 	return graph.Stack(maps, 1)
 }
 
-// isReLU recognises GoMLX's ReLU in a graph: a fused ReLU activation, or
-// max(x, 0) with a constant zero (possibly broadcast).
+// isReLU recognises GoMLX's ReLU in a graph by node type and inputs: a fused
+// ReLU activation, or max(x, 0) with a constant zero (possibly broadcast or
+// reshaped) on either side.
 func isReLU(n *graph.Node) bool {
 	switch n.Type() {
 	case graph.NodeTypeFusedActivation:
-		return fusedActivationIsReLU(n)
+		act, ok := fusedActivationType(n)
+		return ok && act == compute.ActivationRelu
 	case graph.NodeTypeMax:
 		in := n.Inputs()
 		return len(in) == 2 && (isZeroConstant(in[0]) || isZeroConstant(in[1]))
@@ -247,17 +251,20 @@ func isReLU(n *graph.Node) bool {
 	return false
 }
 
-// isZeroConstant reports whether n is the constant 0, through broadcasts and reshapes.
+// isZeroConstant reports whether n is the constant 0 (or -0), through
+// broadcasts and reshapes: a Constant node holding a single real number
+// (integer or floating point, not bool or complex) equal to zero, as a
+// scalar or a one-element vector. One-element tensors of rank 2 or more
+// are not recognised, as before this check was written on node types.
 func isZeroConstant(n *graph.Node) bool {
 	for {
 		switch n.Type() {
 		case graph.NodeTypeConstant:
-			v := n.ConstantValue()
-			if v == nil || v.Shape().Size() != 1 {
+			t := n.ConstantValue()
+			if t == nil || t.Shape().Size() != 1 || t.Shape().Rank() > 1 {
 				return false
 			}
-			str := fmt.Sprint(v.Value())
-			return str == "0" || str == "[0]" || str == "-0"
+			return isZeroValue(t.Value())
 		case graph.NodeTypeBroadcastInDim, graph.NodeTypeReshape:
 			n = n.Inputs()[0]
 		default:
@@ -266,8 +273,61 @@ func isZeroConstant(n *graph.Node) bool {
 	}
 }
 
-// fusedActivationIsReLU reads the activation type of a fused activation node
-// from its description, the only place GoMLX exposes it.
-func fusedActivationIsReLU(n *graph.Node) bool {
-	return strings.Contains(n.String(), "cfg={Type:Relu}")
+// isZeroValue reports whether v, the value of a one-element tensor of rank 0
+// or 1 ([tensors.Tensor.Value]: a Go scalar or a one-element slice), is a
+// real number equal to zero. Half-precision floats are compared through
+// their float32 value; NaN is not zero.
+func isZeroValue(v any) bool {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Slice {
+		if rv.Len() != 1 {
+			return false
+		}
+		rv = rv.Index(0)
+	}
+	if !rv.IsValid() {
+		return false
+	}
+	if rv.CanInterface() {
+		if h, ok := rv.Interface().(interface{ Float32() float32 }); ok {
+			return h.Float32() == 0
+		}
+	}
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return rv.Int() == 0
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return rv.Uint() == 0
+	case reflect.Float32, reflect.Float64:
+		return rv.Float() == 0
+	}
+	return false
+}
+
+// fusedActivationType returns the activation a fused activation node
+// applies, read from the node's typed inputs: GoMLX keeps them in
+// *graph.nodeInputsFusedActivation (fields x *Node, cfg
+// compute.ActivationConfig), which has no exported accessor, so the cfg
+// field is read by reflection (a read of an int field, no unsafe). ok is
+// false if n is not a fused activation or GoMLX changed that layout, in
+// which case no fused ReLU is recognised (and TestFusedActivationType fails).
+func fusedActivationType(n *graph.Node) (act compute.ActivationType, ok bool) {
+	if n.Type() != graph.NodeTypeFusedActivation {
+		return 0, false
+	}
+	v := reflect.ValueOf(n).Elem().FieldByName("inputs")
+	if v.Kind() != reflect.Interface || v.IsNil() {
+		return 0, false
+	}
+	if v = v.Elem(); v.Kind() != reflect.Pointer || v.IsNil() {
+		return 0, false
+	}
+	if v = v.Elem(); v.Kind() != reflect.Struct {
+		return 0, false
+	}
+	cfg := v.FieldByName("cfg")
+	if !cfg.IsValid() || cfg.Type() != reflect.TypeFor[compute.ActivationConfig]() {
+		return 0, false
+	}
+	return compute.ActivationType(cfg.FieldByName("Type").Int()), true
 }

@@ -220,8 +220,8 @@ func (c *CAM) chunkGraph(p Perturbation, t Target, li, b int) func(*model.Scope,
 			base, acts := m.Forward(scope, xr, []string{layer})
 			a := acts[0]
 			ch := a.Shape().Dimensions[in.Layout.ChannelAxis()]
-			idx := graph.Add(graph.Iota(g, shapes.Make(dtypes.Int32, b), 0), start)       // [B]
-			keep := graph.OneMinus(graph.OneHot(idx, ch, a.DType()))                      // [B,C]
+			idx := graph.Add(graph.Iota(g, shapes.Make(dtypes.Int32, b), 0), start)         // [B]
+			keep := graph.OneMinus(graph.OneHot(idx, ch, a.DType()))                        // [B,C]
 			keep = mergeLeading(graph.BroadcastToDims(graph.ExpandAxes(keep, 0), n, b, ch)) // [N·B,C]
 			if in.Layout == models.NHWC {
 				keep = graph.Reshape(keep, n*b, 1, 1, ch)
@@ -239,7 +239,6 @@ func (c *CAM) chunkGraph(p Perturbation, t Target, li, b int) func(*model.Scope,
 		return []*graph.Node{graph.Reshape(scores, n, b, k)}
 	}
 }
-
 
 // resizeAlignCorners resamples maps [N,K,h,w] to [N,K,H,W] bilinearly with
 // aligned corners (PyTorch align_corners=True): output i samples the source
