@@ -83,15 +83,7 @@ func TestMNISTLoadsAndListsLayers(t *testing.T) {
 // training; the labels come from the MNIST files, so this checks the
 // embedded weights independently of the training code.
 func TestMNISTHeldOutAccuracy(t *testing.T) {
-	m, err := MNIST()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := modeltest.Runner(t, m)
-	held, err := mnistdata.HeldOut()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, held := mnistHeldOut(t)
 	pixels := held.Float32()
 	const batch, plane = 500, 28 * 28
 	correct := 0
@@ -133,15 +125,7 @@ func TestMNISTHeldOutAccuracy(t *testing.T) {
 // TestMNISTFromImages feeds held-out digits as images through models.Input.Tensor,
 // the path the command line takes, with batches of two sizes.
 func TestMNISTFromImages(t *testing.T) {
-	m, err := MNIST()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := modeltest.Runner(t, m)
-	held, err := mnistdata.HeldOut()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, held := mnistHeldOut(t)
 	pixels := held.Float32()
 	for _, n := range []int{3, 1} {
 		imgs := make([]image.Image, n)
@@ -273,4 +257,19 @@ func TestMNISTSaveRoundTrip(t *testing.T) {
 	if err := SaveMNISTWeights(model.NewStore(), dir); err == nil || !strings.Contains(err.Error(), "no variable /conv1/weights") {
 		t.Errorf("saving an empty store: %v", err)
 	}
+}
+
+// mnistHeldOut returns a runner of the embedded MNIST model and the held-out
+// digits.
+func mnistHeldOut(t *testing.T) (*models.Runner, *mnistdata.Digits) {
+	t.Helper()
+	m, err := MNIST()
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := mnistdata.HeldOut()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return modeltest.Runner(t, m), held
 }
