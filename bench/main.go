@@ -14,7 +14,7 @@
 //
 // torchvision ResNet-18, VGG-11, MobileNetV2, DenseNet-121 and EfficientNet-B0 with
 // random weights and re-estimated BatchNorm statistics, exported to ONNX by
-// internal/testmodels/export_torchvision.py (--no-check, --batch = the largest batch
+// scripts/reference/export_torchvision.py (--no-check, --batch = the largest batch
 // size) into -dir on first use; 224×224 inputs (the exporter's seeded batch, tiled to
 // the batch size). Grad-CAM is taken at the "last" conv block that NAME.json names.
 //
@@ -25,7 +25,7 @@
 // passes on), gradcam.New(runner, layer).Done(), then cam.Explain(x, gradcam.Top(1)):
 // top-1 class, normalised maps at input size, copied back to Go slices.
 //
-// PyTorch: bench/torch_gradcam.py on Debian's /usr/bin/python3 (torch 1.13): the
+// PyTorch: scripts/reference/torch_gradcam.py on Debian's /usr/bin/python3 (torch 1.13): the
 // torchvision model with the weights read from the same ONNX file (same function; its
 // logits are checked against the exporter's), and Grad-CAM as pytorch-grad-cam 1.5
 // computes it: a forward hook that keeps the activation and registers a hook for its
@@ -424,7 +424,7 @@ func ensureExports(cfg config, names []string, logf func(string, ...any)) error 
 	}
 	batch := slices.Max(cfg.batches)
 	logf("exporting %s to %s (once; VGG-11 is 531 MB)", strings.Join(missing, ","), cfg.dir)
-	script := filepath.Join(cfg.root, "internal", "testmodels", "export_torchvision.py")
+	script := filepath.Join(cfg.root, "scripts", "reference", "export_torchvision.py")
 	cmd := exec.Command(cfg.python, script, "--out", cfg.dir, "--models", strings.Join(missing, ","),
 		"--batch", strconv.Itoa(batch), "--no-check")
 	out, err := cmd.CombinedOutput()
@@ -471,7 +471,7 @@ func startGo(cfg config, model, layer string, echo io.Writer) (*worker, error) {
 }
 
 func startPython(cfg config, model string, batch int, echo io.Writer) (*worker, error) {
-	cmd := exec.Command(cfg.python, filepath.Join(cfg.root, "bench", "torch_gradcam.py"),
+	cmd := exec.Command(cfg.python, filepath.Join(cfg.root, "scripts", "reference", "torch_gradcam.py"),
 		"--onnx", filepath.Join(cfg.dir, model+".onnx"), "--model", model,
 		"--input", filepath.Join(cfg.dir, model+".input.npy"), "--batch", strconv.Itoa(batch),
 		"--threads", strconv.Itoa(cfg.threads), "--check-logits", filepath.Join(cfg.dir, model+".logits.npy"))
@@ -826,7 +826,7 @@ func writeHeader(w *strings.Builder, cfg config, versions string, rows []*row, l
 	if cfg.ompWait == "" {
 		omp = "OMP_WAIT_POLICY=" + os.Getenv("OMP_WAIT_POLICY") + " (from the environment)"
 	}
-	fmt.Fprintf(w, "- PyTorch: %s, %d threads, %s, pytorch-grad-cam's method (bench/torch_gradcam.py), weights from the same ONNX files.\n", versions, cfg.threads, omp)
+	fmt.Fprintf(w, "- PyTorch: %s, %d threads, %s, pytorch-grad-cam's method (scripts/reference/torch_gradcam.py), weights from the same ONNX files.\n", versions, cfg.threads, omp)
 	fmt.Fprintf(w, "- Times: median of the rounds (one call of each side per round, order alternating, after one warm-up call each); ratio: median of the per-round ratios convlens/PyTorch. Peak RSS: VmHWM of each side's worker process (model loading included). Δ map: max |convlens − PyTorch| of the normalised maps.\n")
 	if goInfo != "" || pyInfo != "" {
 		fmt.Fprintf(w, "- Workers: convlens %q; PyTorch %q.\n", goInfo, pyInfo)

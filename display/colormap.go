@@ -1,6 +1,6 @@
 package display
 
-//go:generate /usr/bin/python3 gen_tables.py
+//go:generate /usr/bin/python3 ../scripts/reference/gen_tables.py
 
 import (
 	"fmt"

@@ -11,7 +11,7 @@ import (
 )
 
 // readTable reads a 256-line "R G B" reference written by
-// testdata/gen_colormaps.py.
+// scripts/reference/gen_colormaps.py.
 func readTable(t *testing.T, name string) [256]color.RGBA {
 	t.Helper()
 	f, err := os.Open(filepath.Join("testdata", name))

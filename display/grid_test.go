@@ -13,7 +13,7 @@ import (
 )
 
 // The golden pictures testdata/grid_*.png are written by
-// testdata/grid_golden.py from the layout documented in grid.go and
+// scripts/reference/grid_golden.py from the layout documented in grid.go and
 // matplotlib's colour tables, not from this package's output. Their label and
 // title strips are magenta: text is checked for ink instead of pixel by pixel.
 

@@ -113,7 +113,7 @@ func TestExtractEqualsForwardPassNHWC(t *testing.T) {
 }
 
 // TestExtractMatchesPyTorch: the ONNX fixture's activations equal PyTorch's
-// (testdata/tinycnn/act_*.npy, written by testdata/gen_fixtures.py), and
+// (testdata/tinycnn/act_*.npy, written by scripts/reference/gen_fixtures.py), and
 // extracting "all" layers in one pass gives the same values as asking for them
 // one by one.
 func TestExtractMatchesPyTorch(t *testing.T) {

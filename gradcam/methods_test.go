@@ -11,7 +11,7 @@ import (
 	"github.com/convlens/convlens/internal/testutil"
 )
 
-// methodsManifest is testdata/methods/manifest.json, written by testdata/gen_methods.py.
+// methodsManifest is testdata/methods/manifest.json, written by scripts/reference/gen_methods.py.
 type methodsManifest struct {
 	Layers     map[string]string `json:"layers"`
 	SmoothGrad struct {

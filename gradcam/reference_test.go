@@ -14,7 +14,7 @@ import (
 )
 
 // manifest is the part of testdata/tinycnn/manifest.json these tests read;
-// testdata/gen_fixtures.py writes it with PyTorch.
+// scripts/reference/gen_fixtures.py writes it with PyTorch.
 type manifest struct {
 	Layers map[string]struct {
 		ONNXOutput string `json:"onnx_output"`

@@ -21,7 +21,7 @@ func TestONNXInputLayersAndRunMatchPyTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// gen_fixtures.py exports input "input" as [batch,3,64,64].
+	// scripts/reference/gen_fixtures.py exports input "input" as [batch,3,64,64].
 	in := m.Input()
 	if in.Layout != models.NCHW || in.Channels != 3 || in.Height != 64 || in.Width != 64 {
 		t.Errorf("input %+v, want NCHW 3x64x64", in)

@@ -18,7 +18,7 @@ import (
 )
 
 // torchvisionDir returns a directory of torchvision exports with PyTorch
-// Grad-CAM references (internal/testmodels/export_torchvision.py): the one in
+// Grad-CAM references (scripts/reference/export_torchvision.py): the one in
 // $CONVLENS_TORCHVISION_DIR, or, in CI, a fresh export. The exports are
 // hundreds of MB (VGG-11 alone is 531 MB), so they are made, never committed.
 func torchvisionDir(t *testing.T) string {
@@ -39,7 +39,7 @@ func torchvisionDir(t *testing.T) string {
 
 func exportTorchvision(t *testing.T, dir string) {
 	t.Helper()
-	script := filepath.Join(testutil.Root(), "internal", "testmodels", "export_torchvision.py")
+	script := filepath.Join(testutil.Root(), "scripts", "reference", "export_torchvision.py")
 	testutil.Python(t, fmt.Sprintf("import runpy, sys; sys.argv = [%q, '--out', %q]; runpy.run_path(%q, run_name='__main__')", script, dir, script))
 }
 

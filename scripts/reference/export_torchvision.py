@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Exports random-weight torchvision CNNs to ONNX with Grad-CAM references.
 
-    /usr/bin/python3 internal/testmodels/export_torchvision.py --out DIR \\
+    /usr/bin/python3 scripts/reference/export_torchvision.py --out DIR \\
         [--models resnet18,vgg11,mobilenet_v2,densenet121,efficientnet_b0] \\
         [--batch 1] [--no-check]
 
@@ -50,7 +50,7 @@ such a unit itself; the PyTorch-model reference is what pytorch-grad-cam
 would report on the original model. NAME.json records the measured
 differences under "onnx_check_rel_err".
 
-Grad-CAM (implemented in camref.py, same definitions as testdata/gen_fixtures.py):
+Grad-CAM (implemented in camref.py, same definitions as gen_fixtures.py):
   score   = sum_i logits[i, c_i], c_i = top-1 class of image i
   w[i,k]  = mean over (y,x) of dscore/dA[i,k,y,x]
   raw[i]  = sum_k w[i,k] A[i,k]                       (signed, no ReLU)
@@ -218,7 +218,7 @@ def export_one(name, out_dir, batch, check):
 
     info = {
         "model": name,
-        "generator": "internal/testmodels/export_torchvision.py",
+        "generator": "scripts/reference/export_torchvision.py",
         "onnx": {"file": f"{name}.onnx", "opset": 13, "input_name": "input",
                  "output_name": "logits", "input_shape": ["batch", 3, SIZE, SIZE],
                  "ops": camref.op_histogram(mp), "bytes": os.path.getsize(onnx_path)},

@@ -3,7 +3,7 @@
 ceil_maxpool.onnx: a valid image model whose MaxPool uses ceil_mode=1, which
 onnx-gomlx does not implement (googlenet and squeezenet exports hit this).
 
-Run with Debian's python3-onnx: /usr/bin/python3 testdata/gen_bad_models.py
+Run with Debian's python3-onnx: /usr/bin/python3 scripts/reference/gen_bad_models.py
 """
 import os
 
@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bad")
+here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testdata", "bad")
 os.makedirs(here, exist_ok=True)
 
 w = numpy_helper.from_array(np.full((4, 3, 3, 3), 0.1, np.float32), "w")

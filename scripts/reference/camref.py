@@ -1,6 +1,6 @@
 """Shared helpers for the PyTorch reference generators of convlens.
 
-Used by testdata/gen_fixtures.py and internal/testmodels/export_torchvision.py.
+Used by gen_fixtures.py, gen_methods.py and export_torchvision.py (scripts/reference/).
 Run with Debian's /usr/bin/python3 (torch 1.13, torchvision 0.14, onnx,
 python3-opencv).
 

@@ -4,7 +4,7 @@
 Run from anywhere with Debian's interpreter (torch 1.13, torchvision 0.14,
 onnx, python3-opencv):
 
-    /usr/bin/python3 testdata/gen_fixtures.py
+    /usr/bin/python3 scripts/reference/gen_fixtures.py
 
 Everything is seeded and runs on one CPU thread, so re-running it on the same
 software versions rewrites the committed files byte for byte (the script
@@ -31,7 +31,7 @@ None, 10 train-mode passes of 16 images), then eval(). Exported to ONNX opset
 13 (input "input", output "logits", dynamic batch axis); the exporter folds
 each Conv+BN into a single Conv node.
 
-Grad-CAM definitions (implemented in internal/testmodels/camref.py):
+Grad-CAM definitions (implemented in scripts/reference/camref.py):
 
 * target score of image i = logits[i, c_i]; the gradient is taken of
   sum_i logits[i, c_i] with respect to the layer activation A [N,K,h,w].
@@ -58,7 +58,7 @@ computed THROUGH THE ONNX GRAPH match the PyTorch reference (relative error
 < 1e-4; measured ~1e-6). The ONNX graph is not bit-identical to the PyTorch
 model (Conv+BN folded, weights rounded to float32); in bigger models a
 pre-activation within rounding distance of zero can flip sign and move
-early-layer maps by 1e-4..1e-2 (see internal/testmodels/export_torchvision.py).
+early-layer maps by 1e-4..1e-2 (see scripts/reference/export_torchvision.py).
 
 testdata/tinycnn/manifest.json lists every file with its shape and meaning.
 """
@@ -73,10 +73,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "internal", "testmodels"))
+sys.path.insert(0, HERE)
 import camref  # noqa: E402
 
-OUT = os.path.join(HERE, "tinycnn")
+OUT = os.path.normpath(os.path.join(HERE, "..", "..", "testdata", "tinycnn"))
 N, SIZE, NUM_CLASSES = 3, 64, 10
 INPUT_SEED = 17
 
@@ -222,7 +222,7 @@ def main():
         checks["act:" + key] = camref.rel_err(onnx_env[onnx_name].detach(), acts[key].detach())
 
     manifest = {
-        "generator": "testdata/gen_fixtures.py",
+        "generator": "scripts/reference/gen_fixtures.py",
         "model": {
             "file": "model.onnx", "opset": 13, "input_name": "input",
             "output_name": "logits", "input_shape": ["batch", 3, SIZE, SIZE],

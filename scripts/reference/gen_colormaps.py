@@ -3,9 +3,9 @@
 
 Run from anywhere with Debian's python3-opencv and python3-matplotlib:
 
-    /usr/bin/python3 display/testdata/gen_colormaps.py
+    /usr/bin/python3 scripts/reference/gen_colormaps.py
 
-It writes, next to this script:
+It writes, into display/testdata/:
 
   <map>_opencv.txt      256 lines "R G B": cv2.applyColorMap on the grey
                         ramp 0..255 (jet, viridis, turbo), converted BGR->RGB.
@@ -27,13 +27,13 @@ import matplotlib
 import numpy as np
 from matplotlib import colormaps
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "display", "testdata")
 
 
 def write_table(name, rgb):
     rgb = np.asarray(rgb, dtype=np.int64)
     assert rgb.shape == (256, 3), rgb.shape
-    with open(os.path.join(HERE, name), "w") as f:
+    with open(os.path.join(OUT, name), "w") as f:
         for r, g, b in rgb:
             f.write(f"{r} {g} {b}\n")
 
@@ -91,10 +91,10 @@ for (bw, bh, mw, mh, cmap, cmap_code, image_weight) in [
         "overlay": out.reshape(-1).tolist(),
     })
 
-with open(os.path.join(HERE, "overlay_cases.json"), "w") as f:
+with open(os.path.join(OUT, "overlay_cases.json"), "w") as f:
     json.dump(cases, f, separators=(",", ":"))
     f.write("\n")
 
-with open(os.path.join(HERE, "versions.txt"), "w") as f:
+with open(os.path.join(OUT, "versions.txt"), "w") as f:
     f.write(f"opencv {cv2.__version__}\nmatplotlib {matplotlib.__version__}\n"
             f"numpy {np.__version__}\n")

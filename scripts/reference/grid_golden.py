@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""Writes the golden images of display/grid_test.go: grid_*.png.
+"""Writes the golden images of display/grid_test.go: display/testdata/grid_*.png.
 
-Run from this directory with Debian's python3 (NumPy, matplotlib):
+Run from anywhere with Debian's python3 (NumPy, matplotlib):
 
-    /usr/bin/python3 grid_golden.py
+    /usr/bin/python3 scripts/reference/grid_golden.py
 
 The pictures are built here from the specification alone, not from the Go
 code's output:
@@ -22,6 +22,7 @@ title strips are painted magenta (255, 0, 255): the test skips those pixels
 in the comparison and checks instead that the strips hold dark ink.
 """
 
+import os
 import struct
 import zlib
 
@@ -31,6 +32,7 @@ import numpy as np
 MARGIN, GAP, LABEL_H, TITLE_H = 8, 6, 15, 22
 PAPER = (255, 255, 255)
 MASK = (255, 0, 255)
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "display", "testdata")
 
 
 def table(name):
@@ -110,6 +112,6 @@ def ten_maps():
 
 
 if __name__ == "__main__":
-    write_png("grid_grey.png", grid(five_maps(), "grey", 8, 64, 0, False))
-    write_png("grid_viridis.png", grid(five_maps(), "viridis", 8, 64, 0, False))
-    write_png("grid_turbo_page2.png", grid(ten_maps(), "turbo", 24, 4, 1, True))
+    write_png(os.path.join(OUT, "grid_grey.png"), grid(five_maps(), "grey", 8, 64, 0, False))
+    write_png(os.path.join(OUT, "grid_viridis.png"), grid(five_maps(), "viridis", 8, 64, 0, False))
+    write_png(os.path.join(OUT, "grid_turbo_page2.png"), grid(ten_maps(), "turbo", 24, 4, 1, True))

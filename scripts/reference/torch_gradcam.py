@@ -2,7 +2,7 @@
 """PyTorch side of convlens' benchmark (go run ./bench): a persistent worker
 that computes Grad-CAM the way pytorch-grad-cam 1.5 does, on command.
 
-    /usr/bin/python3 bench/torch_gradcam.py --onnx DIR/NAME.onnx --model NAME \\
+    /usr/bin/python3 scripts/reference/torch_gradcam.py --onnx DIR/NAME.onnx --model NAME \\
         --input INPUT.npy --batch B [--threads 2] [--check-logits LOGITS.npy]
 
 Needs Debian's python3-torch (1.13), python3-torchvision (0.14), python3-onnx

@@ -3,11 +3,11 @@
 
 Run with Debian's interpreter (torch 1.13, python3-opencv, onnx):
 
-    /usr/bin/python3 testdata/gen_methods.py
+    /usr/bin/python3 scripts/reference/gen_methods.py
 
 Every formula is implemented here from its definition in PyTorch/NumPy,
 independently of convlens and of pytorch-grad-cam (not installed). The model
-is testdata/gen_fixtures.py's "tinycnn", rebuilt with the same seeds; the
+is scripts/reference/gen_fixtures.py's "tinycnn", rebuilt with the same seeds; the
 script checks that its logits on testdata/tinycnn/input.npy equal the
 committed testdata/tinycnn/logits.npy (which come from the committed ONNX
 file the Go tests run), so the references belong to that ONNX model.
@@ -65,10 +65,11 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import gen_fixtures  # noqa: E402  (also puts internal/testmodels on sys.path)
+import gen_fixtures  # noqa: E402  (camref sits in the same folder)
 import camref  # noqa: E402
 
-OUT = os.path.join(HERE, "methods")
+TESTDATA = os.path.normpath(os.path.join(HERE, "..", "..", "testdata"))
+OUT = os.path.join(TESTDATA, "methods")
 SIZE = gen_fixtures.SIZE
 MASK = (1 << 64) - 1
 
@@ -327,13 +328,13 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     model = gen_fixtures.build_model()
     model.eval()
-    x = torch.from_numpy(np.load(os.path.join(HERE, "tinycnn", "input.npy")))
-    want = np.load(os.path.join(HERE, "tinycnn", "logits.npy"))
+    x = torch.from_numpy(np.load(os.path.join(TESTDATA, "tinycnn", "input.npy")))
+    want = np.load(os.path.join(TESTDATA, "tinycnn", "logits.npy"))
     with torch.no_grad():
         logits = model(x)
     err = camref.rel_err(logits.numpy(), want)
     assert err < 1e-5, f"rebuilt model's logits differ from tinycnn/logits.npy by {err:.2e}"
-    man = json.load(open(os.path.join(HERE, "tinycnn", "manifest.json")))
+    man = json.load(open(os.path.join(TESTDATA, "tinycnn", "manifest.json")))
     for k in ("layer1", "layer2"):
         assert LAYERS[k] == man["layers"][k]["onnx_output"], k
     taps_logits, _ = forward_taps(model, x)
@@ -341,7 +342,7 @@ def main():
     targets = {"top1": logits.argmax(1), "classes147": torch.tensor([1, 4, 7])}
 
     manifest = {
-        "generator": "testdata/gen_methods.py",
+        "generator": "scripts/reference/gen_methods.py",
         "model": "../tinycnn/model.onnx", "input": "../tinycnn/input.npy",
         "logits_check_rel_err": float(f"{err:.1e}"),
         "layers": LAYERS,
