@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/gomlx/compute-onnx/support/protos"
@@ -64,8 +63,8 @@ func ParseONNX(path string, contents []byte) (*ONNX, error) {
 	if contents, err = externalizeWeights(contents, nodes); err != nil {
 		return nil, fmt.Errorf("reading weights: %w", err)
 	}
-	if hasBatchNormMomentum(nodes) {
-		if contents, err = dropBatchNormMomentum(contents); err != nil {
+	if needsCompat(contents, nodes) { // See onnx_compat.go.
+		if contents, err = compatRewrite(contents); err != nil {
 			return nil, err
 		}
 	}
@@ -162,38 +161,10 @@ func field(msg []byte, num protowire.Number) ([]byte, error) {
 	return found, nil
 }
 
-// hasBatchNormMomentum reports whether a BatchNormalization node carries a
-// momentum attribute. PyTorch writes one on every BatchNorm it cannot fold
-// (DenseNet's, for one); it only matters for training, but onnx-gomlx
-// refuses it.
-func hasBatchNormMomentum(nodes []*protos.NodeProto) bool {
-	for _, n := range nodes {
-		if n.GetOpType() == "BatchNormalization" && slices.ContainsFunc(n.GetAttribute(), isMomentum) {
-			return true
-		}
-	}
-	return false
-}
-
+// isMomentum reports whether a is BatchNormalization's momentum attribute.
+// PyTorch writes one on every BatchNorm it cannot fold (DenseNet's, for one);
+// it only matters for training, but onnx-gomlx refuses it.
 func isMomentum(a *protos.AttributeProto) bool { return a.GetName() == "momentum" }
-
-// dropBatchNormMomentum re-encodes the model without the momentum attributes.
-func dropBatchNormMomentum(contents []byte) ([]byte, error) {
-	var pb protos.ModelProto
-	if err := proto.Unmarshal(contents, &pb); err != nil {
-		return nil, fmt.Errorf("decoding ONNX: %w", err)
-	}
-	for _, n := range pb.GetGraph().GetNode() {
-		if n.GetOpType() == "BatchNormalization" {
-			n.Attribute = slices.DeleteFunc(n.Attribute, isMomentum)
-		}
-	}
-	out, err := proto.Marshal(&pb)
-	if err != nil {
-		return nil, fmt.Errorf("re-encoding ONNX: %w", err)
-	}
-	return out, nil
-}
 
 func baseName(path string) string {
 	if i := strings.LastIndexAny(path, `/\`); i >= 0 {

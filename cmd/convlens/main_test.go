@@ -172,7 +172,7 @@ func TestBadInput(t *testing.T) {
 		{"layer without spatial axes", []string{"--model", tinyModel, "--input", tinyInput, "--layer", "logits"}, "no spatial axes"},
 		{"missing model", []string{"--model", filepath.Join(dir, "nope.onnx"), "--input", tinyInput, "--layer", tinyLast}, "no such file"},
 		{"corrupt model", []string{"--model", corrupt, "--input", tinyInput, "--layer", tinyLast}, "not a readable ONNX file"},
-		{"unsupported op", []string{"--model", testutil.Testdata("bad", "ceil_maxpool.onnx"), "--input", tinyInput, "--layer", "relu"}, "MaxPool: support for attribute 'ceil_mode' is not yet implemented"},
+		{"unsupported op", []string{"--model", testutil.Testdata("bad", "unsupported_op.onnx"), "--input", tinyInput, "--layer", "relu"}, `unimplemented ONNX op "Hardmax"`},
 		{"image does not decode", []string{"--model", tinyModel, "--image", notImage, "--layer", tinyLast}, "decoding image"},
 		{"npy of wrong dtype", []string{"--model", tinyModel, "--input", f64, "--layer", tinyLast}, "float32"},
 		{"npy of wrong rank", []string{"--model", tinyModel, "--input", rank3, "--layer", tinyLast}, "input has shape [3 64 64]; the model takes a batch shaped [N 3 64 64]"},

@@ -1,0 +1,174 @@
+package models_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/convlens/convlens/internal/catch"
+	"github.com/convlens/convlens/internal/testutil"
+	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/modeltest"
+	"github.com/gomlx/compute-onnx/support/protos"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/onnx-gomlx/onnx/parser"
+	"google.golang.org/protobuf/proto"
+)
+
+// Real PyTorch exports with what onnx-gomlx refuses as is (see
+// onnx_compat.go) load and give PyTorch's logits. Each file is first checked
+// to have its trait and to fail in onnx-gomlx without convlens's rewrite.
+func TestONNXCompatRewritesMatchPyTorch(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(testutil.Root(), "scripts", "reference", "onnx_compat.py")
+	testutil.Python(t, fmt.Sprintf("import sys; sys.argv = ['onnx_compat.py', %q]; exec(open(%q).read())", dir, script))
+	for _, c := range []struct {
+		name, rawErr string
+		trait        func(g *protos.GraphProto) bool
+	}{
+		{"init_inputs_op7", "inputs", weightsAsInputs},
+		{"init_inputs_op9", "inputs", weightsAsInputs},
+		{"dropout_op13", `unimplemented ONNX op "Dropout"`, hasOp("Dropout")},
+		{"dropout_op7", "inputs", func(g *protos.GraphProto) bool { return weightsAsInputs(g) && hasOp("Dropout")(g) }},
+		{"ceil_pool", "'ceil_mode' is not yet implemented", ceilPools(2)},
+		{"squeezenet", "'ceil_mode' is not yet implemented", ceilPools(3)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, c.name+".onnx")
+			contents, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pb protos.ModelProto
+			if err := proto.Unmarshal(contents, &pb); err != nil {
+				t.Fatal(err)
+			}
+			if !c.trait(pb.GetGraph()) {
+				t.Fatalf("the export lacks the trait under test")
+			}
+			if err := rawONNXGoMLX(t, contents); err == nil || !strings.Contains(err.Error(), c.rawErr) {
+				t.Fatalf("onnx-gomlx without the rewrite: %v, want an error with %q", err, c.rawErr)
+			}
+
+			m, err := models.LoadONNX(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in := m.Input(); in.Channels != 3 || in.Layout != models.NCHW {
+				t.Errorf("input %+v", in)
+			}
+			data, shape := testutil.ReadNPY(t, filepath.Join(dir, c.name+"_input.npy"))
+			r := models.NewRunner(modeltest.Backend(t), m)
+			defer r.Close()
+			logits, _, err := r.Run(tensors.FromFlatDataAndDimensions(data, shape...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, wantShape := testutil.ReadNPY(t, filepath.Join(dir, c.name+"_logits.npy"))
+			if fmt.Sprint(logits.Shape().Dimensions) != fmt.Sprint(wantShape) {
+				t.Fatalf("logits shaped %v, PyTorch's %v", logits.Shape().Dimensions, wantShape)
+			}
+			e := testutil.RelErr(tensors.MustCopyFlatData[float32](logits), want)
+			t.Logf("logits differ from PyTorch's by %.3g relative", e)
+			if e > 1e-4 {
+				t.Errorf("logits differ from PyTorch's by %.3g relative", e)
+			}
+
+			// The gradient flows through the rewritten nodes (max-pool padding included).
+			exec, err := r.Exec("input-gradient", func(scope *model.Scope, in []*graph.Node) []*graph.Node {
+				logits, _ := m.Forward(scope, in[0], nil)
+				k := graph.Add(graph.Iota(logits.Graph(), logits.Shape(), 1), graph.OnePlus(graph.ScalarZero(logits.Graph(), logits.DType())))
+				return []*graph.Node{graph.Gradient(graph.ReduceAllSum(graph.Mul(logits, k)), in[0])[0]}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			grad, err := exec.Exec(tensors.FromFlatDataAndDimensions(data, shape...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantGrad, _ := testutil.ReadNPY(t, filepath.Join(dir, c.name+"_grad.npy"))
+			e = testutil.RelErr(tensors.MustCopyFlatData[float32](grad[0]), wantGrad)
+			t.Logf("input gradient differs from PyTorch's by %.3g relative", e)
+			if e > 1e-4 {
+				t.Errorf("input gradient differs from PyTorch's by %.3g relative", e)
+			}
+		})
+	}
+
+	// A Dropout whose mask output is used is refused, with the reason.
+	_, err := models.LoadONNX(filepath.Join(dir, "dropout_mask.onnx"))
+	if err == nil || !strings.Contains(err.Error(), "mask output") {
+		t.Errorf("LoadONNX(Dropout mask used) = %v, want the mask named", err)
+	}
+}
+
+// rawONNXGoMLX is what loading did before the rewrites: onnx-gomlx on the
+// file's bytes, one image input, the whole graph built.
+func rawONNXGoMLX(t *testing.T, contents []byte) error {
+	om, err := parser.Parse(contents)
+	if err != nil {
+		return err
+	}
+	names, inShapes := om.Inputs()
+	if len(names) != 1 {
+		return fmt.Errorf("the model has %d inputs", len(names))
+	}
+	store := model.NewStore()
+	if err := om.VariablesToScope(store.RootScope()); err != nil {
+		return err
+	}
+	dims := append([]int{1}, inShapes[0].Dimensions[1:]...)
+	g := graph.NewGraph(modeltest.Backend(t), "raw")
+	defer g.Finalize()
+	return catch.Do(func() {
+		x := graph.Parameter(g, "x", shapes.Make(dtypes.Float32, dims...))
+		om.CallGraph(store.RootScope(), g, map[string]*graph.Node{names[0]: x})
+	})
+}
+
+func weightsAsInputs(g *protos.GraphProto) bool {
+	weights := map[string]bool{}
+	for _, w := range g.GetInitializer() {
+		weights[w.GetName()] = true
+	}
+	n := 0
+	for _, in := range g.GetInput() {
+		if weights[in.GetName()] {
+			n++
+		}
+	}
+	return n > 0 && len(g.GetInput()) == n+1
+}
+
+func hasOp(op string) func(g *protos.GraphProto) bool {
+	return func(g *protos.GraphProto) bool {
+		for _, n := range g.GetNode() {
+			if n.GetOpType() == op {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// ceilPools checks for at least n pools with ceil_mode=1.
+func ceilPools(n int) func(g *protos.GraphProto) bool {
+	return func(g *protos.GraphProto) bool {
+		found := 0
+		for _, node := range g.GetNode() {
+			for _, a := range node.GetAttribute() {
+				if (node.GetOpType() == "MaxPool" || node.GetOpType() == "AveragePool") && a.GetName() == "ceil_mode" && a.GetI() == 1 {
+					found++
+				}
+			}
+		}
+		return found >= n
+	}
+}
