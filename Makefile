@@ -10,10 +10,11 @@ TESTENV := $(ENV) export GOMLX_BACKEND=go &&
 demo:
 	$(ENV) go run ./cmd/convlens demo --out out
 
-## test: install what the tests need, then run every test.
+## test: install what the tests need, then run every test, one package at a time: the notebooks and
+## the torchvision exports each load both cores, and together they made a notebook cell fail once.
 test: deps
 	./scripts/check-tree.sh
-	$(TESTENV) go vet ./... && go test -count=1 -timeout 30m ./...
+	$(TESTENV) go vet ./... && go test -count=1 -p 1 -timeout 30m ./...
 
 deps:
 	./scripts/deps.sh
