@@ -41,7 +41,7 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.model, "model", "", "model: an .onnx file or a built-in model name")
 	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas for a batch")
 	fs.StringVar(&f.input, "input", "", "preprocessed float32 batch in a .npy file, in the model's layout (e.g. [N,C,H,W]), fed as is")
-	fs.Var(&f.layers, "layer", "layer name(s), comma-separated; several layers are averaged (see `convlens layers`)")
+	fs.Var(&f.layers, "layer", "layer name(s), comma-separated; several layers are averaged (see `convlens layers`; default: the last layer with spatial axes)")
 	fs.StringVar(&f.method, "method", "gradcam", "method: "+strings.Join(gradcam.MethodNames(), ", ")+`, or "all" for one panel comparing every method (needs --out-png)`)
 	fs.Var(&f.classes, "class", "class index to explain: one for all images, or one per image (comma-separated)")
 	fs.IntVar(&f.top, "top", 0, "explain each image's K best classes, best first")
@@ -105,8 +105,6 @@ func (f *camFlags) check() (gradcam.Target, error) {
 		return gradcam.Target{}, usageError{errors.New("give --image IMG or --input X.npy")}
 	case len(f.images) > 0 && f.input != "":
 		return gradcam.Target{}, usageError{errors.New("give --image or --input, not both")}
-	case len(f.layers) == 0:
-		return gradcam.Target{}, usageError{errors.New("--layer is required (list layers with `convlens layers --model M`)")}
 	case f.method == "all" && f.outPNG == "":
 		return gradcam.Target{}, usageError{errors.New("--method all draws one comparison panel: give --out-png")}
 	case f.method == "all" && f.outNPY != "":
@@ -224,10 +222,19 @@ func printPredictions(w io.Writer, res *gradcam.Result, labels []string) {
 // image, one row per method (the image, the map, the overlay), captioned
 // with the method and the class explained (the first target).
 func compareAll(r *models.Runner, f camFlags, x *tensors.Tensor, pictures []image.Image, target gradcam.Target, stdout, stderr io.Writer) error {
+	layers := []string(f.layers)
+	if len(layers) == 0 { // One default for every method, named once.
+		l, err := models.LastSpatialLayer(r.Model())
+		if err != nil {
+			return err
+		}
+		layers = []string{l.Name}
+		noteDefaultLayer(stderr, l.Name)
+	}
 	names := gradcam.MethodNames()
 	results := make([]*gradcam.Result, len(names))
 	for i, name := range names {
-		cam, err := newCAM(r, f.layers, gradcam.Methods[name], stderr)
+		cam, err := newCAM(r, layers, gradcam.Methods[name], stderr)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

@@ -35,7 +35,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.model, "model", "", "model: an .onnx file or a built-in model name")
 	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas for a batch")
 	fs.StringVar(&f.input, "input", "", "preprocessed float32 batch in a .npy file, in the model's layout, fed as is")
-	fs.Var(&f.layers, "layer", "layer name(s) the method's maps are computed at (see `convlens layers`)")
+	fs.Var(&f.layers, "layer", "layer name(s) the method's maps are computed at (see `convlens layers`; default: the last layer with spatial axes)")
 	fs.StringVar(&f.method, "method", "gradcam", "method whose maps are evaluated: "+strings.Join(gradcam.MethodNames(), ", "))
 	fs.StringVar(&f.metric, "metric", "", "metric: "+strings.Join(metricNames, ", "))
 	fs.IntVar(&f.class, "class", -1, "class to explain for every image (default: each image's top class)")
@@ -145,8 +145,6 @@ func (f *evalFlags) check() (metrics.Options, error) {
 		return opt, usageError{errors.New("give --image IMG or --input X.npy")}
 	case len(f.images) > 0 && f.input != "":
 		return opt, usageError{errors.New("give --image or --input, not both")}
-	case len(f.layers) == 0:
-		return opt, usageError{errors.New("--layer is required (list layers with `convlens layers --model M`)")}
 	case f.steps < 1:
 		return opt, usageError{fmt.Errorf("--steps %d: a curve needs at least 1 step", f.steps)}
 	case f.batch < 1:
@@ -205,14 +203,25 @@ func printMetric(w io.Writer, ev *metrics.Evaluator, metric, name, score string,
 }
 
 // newCAM configures a CAM for the command line, with progress on stderr
-// for the methods that run many forward passes.
+// for the methods that run many forward passes. Without layers the CAM is
+// computed at the last layer with spatial axes, which stderr names.
 func newCAM(r *models.Runner, layers []string, m gradcam.Method, stderr io.Writer) (*gradcam.CAM, error) {
-	return gradcam.New(r, layers...).Method(m).Progress(func(p gradcam.Progress) {
+	cam, err := gradcam.New(r, layers...).Method(m).Progress(func(p gradcam.Progress) {
 		fmt.Fprintf(stderr, "\r%s at %s: %d/%d passes", p.Method, p.Layer, p.Done, p.Total)
 		if p.Done == p.Total {
 			fmt.Fprintln(stderr)
 		}
 	}).Done()
+	if err == nil && len(layers) == 0 && len(cam.Layers()) > 0 {
+		noteDefaultLayer(stderr, cam.Layers()[0])
+	}
+	return cam, err
+}
+
+// noteDefaultLayer says on stderr which layer a command chose when no
+// --layer was given.
+func noteDefaultLayer(stderr io.Writer, layer string) {
+	fmt.Fprintf(stderr, "convlens: no --layer given; using the last layer with spatial axes, %s\n", layer)
 }
 
 // explainCLI explains x, first announcing on stderr the cost of methods

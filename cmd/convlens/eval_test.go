@@ -111,7 +111,6 @@ func TestEvalAndMethodBadInput(t *testing.T) {
 		{"no metric", []string{"eval", "--model", tinyModel, "--input", tinyInput, "--layer", tinyLast}, "--metric is required: deletion, insertion, drop, road, sanity"},
 		{"unknown metric", []string{"eval", "--model", tinyModel, "--input", tinyInput, "--layer", tinyLast, "--metric", "fidelity"}, `unknown --metric "fidelity"; available: deletion`},
 		{"unknown method", []string{"eval", "--model", tinyModel, "--input", tinyInput, "--layer", tinyLast, "--metric", "drop", "--method", "gradcam+++"}, `unknown method "gradcam+++"; known methods: ablationcam, eigencam`},
-		{"no layer", []string{"eval", "--model", tinyModel, "--input", tinyInput, "--metric", "drop"}, "--layer is required"},
 		{"no input", []string{"eval", "--model", tinyModel, "--layer", tinyLast, "--metric", "drop"}, "give --image IMG or --input X.npy"},
 		{"bad steps", []string{"eval", "--model", tinyModel, "--input", tinyInput, "--layer", tinyLast, "--metric", "deletion", "--steps", "0"}, "--steps 0"},
 		{"bad batch", []string{"eval", "--model", tinyModel, "--input", tinyInput, "--layer", tinyLast, "--metric", "deletion", "--batch", "0"}, "--batch 0"},
@@ -136,5 +135,20 @@ func TestEvalAndMethodBadInput(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("files left behind: %v", entries)
+	}
+}
+
+// Without --layer, eval measures the maps at the last layer with spatial axes
+// and names it on stderr.
+func TestEvalDefaultLayer(t *testing.T) {
+	code, stdout, errOut := convlens(t, "eval", "--model", tinyModel, "--input", tinyInput, "--metric", "drop")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "no --layer given; using the last layer with spatial axes, "+tinyLast) {
+		t.Errorf("stderr does not name the layer chosen:\n%s", errOut)
+	}
+	if stdout == "" {
+		t.Error("no figures on stdout")
 	}
 }

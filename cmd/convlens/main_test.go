@@ -179,7 +179,6 @@ func TestBadInput(t *testing.T) {
 		{"npy of wrong shape", []string{"--model", tinyModel, "--input", wrongSize, "--layer", tinyLast}, "input has shape [1 3 32 32]"},
 		{"class out of range", []string{"--model", tinyModel, "--input", tinyInput, "--layer", tinyLast, "--class", "10"}, "class index 10 is out of range: the model has 10 classes"},
 		{"empty batch", []string{"--model", tinyModel, "--input", empty, "--layer", tinyLast}, "empty batch"},
-		{"no layer", []string{"--model", tinyModel, "--input", tinyInput}, "--layer is required"},
 		{"class and top", []string{"--model", tinyModel, "--input", tinyInput, "--layer", tinyLast, "--class", "1", "--top", "2"}, "not both"},
 	}
 	for _, c := range cases {
@@ -227,5 +226,27 @@ func TestCamAllMethodsOnEmbeddedModel(t *testing.T) {
 	defer f.Close()
 	if _, err := png.Decode(f); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Without --layer, cam computes at the last layer with spatial axes, names
+// it on stderr, and writes the same maps as when that layer is given.
+func TestCamDefaultLayer(t *testing.T) {
+	dir := t.TempDir()
+	given, chosen := filepath.Join(dir, "given.npy"), filepath.Join(dir, "chosen.npy")
+	if code, _, errOut := convlens(t, "cam", "--model", tinyModel, "--input", tinyInput, "--layer", tinyLast, "--out-npy", given); code != 0 {
+		t.Fatalf("with --layer: exit %d\n%s", code, errOut)
+	}
+	code, _, errOut := convlens(t, "cam", "--model", tinyModel, "--input", tinyInput, "--out-npy", chosen)
+	if code != 0 {
+		t.Fatalf("without --layer: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "no --layer given; using the last layer with spatial axes, "+tinyLast) {
+		t.Errorf("stderr does not name the layer chosen:\n%s", errOut)
+	}
+	a, _ := os.ReadFile(given)
+	b, _ := os.ReadFile(chosen)
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Errorf("maps without --layer (%d bytes) differ from those at %s (%d bytes)", len(b), tinyLast, len(a))
 	}
 }

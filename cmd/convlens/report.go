@@ -70,7 +70,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		last := l.Name
 		layers = []string{last}
 		layerNote = "chosen automatically: the last layer with spatial axes (no layer was given)"
-		fmt.Fprintf(stderr, "convlens report: no --layer given; using the last layer with spatial axes, %s\n", last)
+		noteDefaultLayer(stderr, last)
 	}
 	pictures := make([]image.Image, len(f.images))
 	for i, path := range f.images {
