@@ -97,9 +97,6 @@ func TopKChart[F float32 | float64](scores []F, labels []string, k int) *Chart {
 	for i, v := range scores {
 		s[i] = float32(v)
 	}
-	if scores == nil {
-		s = nil
-	}
 	return &Chart{kind: topKChart, scores: s, labels: labels, k: k, width: 720,
 		xName: "score"}
 }

@@ -61,17 +61,6 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	layers, layerNote := []string(f.layers), ""
-	if len(layers) == 0 {
-		l, err := models.LastSpatialLayer(m)
-		if err != nil {
-			return err
-		}
-		last := l.Name
-		layers = []string{last}
-		layerNote = "chosen automatically: the last layer with spatial axes (no layer was given)"
-		noteDefaultLayer(stderr, last)
-	}
 	pictures := make([]image.Image, len(f.images))
 	for i, path := range f.images {
 		if pictures[i], err = models.LoadImage(path); err != nil {
@@ -89,9 +78,13 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	r := models.NewRunner(b, m)
 	defer r.Close()
 	method := gradcam.Methods[f.method]
-	cam, err := gradcam.New(r, layers...).Method(method).Done()
+	cam, err := newCAM(r, f.layers, method, stderr)
 	if err != nil {
 		return err
+	}
+	layerNote := ""
+	if len(f.layers) == 0 && len(cam.Layers()) > 0 {
+		layerNote = "chosen automatically: the last layer with spatial axes (no layer was given)"
 	}
 	res, err := cam.Explain(x, target)
 	if err != nil {
