@@ -94,6 +94,7 @@ type Builder struct {
 	relu, normalize      bool
 	batchSize, maxPasses int
 	progress             func(Progress)
+	grid                 string
 }
 
 // New starts configuring a CAM over the given layers of the runner's model.
@@ -144,6 +145,15 @@ func (c *Builder) MaxPasses(n int) *Builder {
 	return c
 }
 
+// Grid says how the layers' activations read as maps, in [models.ParseGrid]'s
+// words ("nhwc", "tokens:14x14+1"), for layers whose shape does not say it
+// (see [models.Layer.Grid]; a non-square token grid, say). Default: read
+// from each layer's shape.
+func (c *Builder) Grid(spec string) *Builder {
+	c.grid = spec
+	return c
+}
+
 // Progress sets a function that perturbation methods call after each call of
 // the model, for progress bars. It is called from the goroutine that runs Explain.
 func (c *Builder) Progress(fn func(Progress)) *Builder {
@@ -175,24 +185,36 @@ func (c *Builder) Done() (*CAM, error) {
 		// Input attributions ignore layers: the map is at the input.
 		return cam, nil
 	}
-	cam.layers = c.layers
-	if len(cam.layers) == 0 {
+	names := c.layers
+	if len(names) == 0 {
 		l, err := models.LastSpatialLayer(m)
 		if err != nil {
 			return nil, fmt.Errorf("no layer given, and %w", err)
 		}
-		cam.layers = []string{l.Name}
+		names = []string{l.Name}
 	}
-	for _, name := range cam.layers {
-		l, err := models.SpatialLayer(m, name)
+	for _, name := range names {
+		// A module path ("layer4") becomes the node output it names.
+		l, err := models.FindLayer(m, name)
 		if err != nil {
 			return nil, err
 		}
+		var g models.Grid
+		if c.grid != "" {
+			if g, err = models.ParseGrid(c.grid, l.Shape.Dimensions); err != nil {
+				return nil, fmt.Errorf("layer %q: %w", l.Name, err)
+			}
+		} else if l, err = models.SpatialLayer(m, name); err != nil {
+			return nil, err
+		} else {
+			g, _ = l.Grid(m.Input().Layout)
+		}
+		cam.layers = append(cam.layers, l.Name)
+		cam.grids = append(cam.grids, g)
 		if !l.Shape.DType.IsFloat() {
 			return nil, fmt.Errorf("layer %q of model %s is %s, which cannot be differentiated or weighted: %s needs a floating-point activation",
 				name, m.Name(), l.Shape.DType, c.method.Name())
 		}
-		cam.shapes = append(cam.shapes, l)
 	}
 	return cam, nil
 }
@@ -221,7 +243,7 @@ type CAM struct {
 	runner               *models.Runner
 	method               Method
 	layers               []string
-	shapes               []models.Layer
+	grids                []models.Grid // How each layer reads as maps.
 	relu, normalize      bool
 	batchSize, maxPasses int
 	progress             func(Progress)
@@ -241,8 +263,8 @@ func (c *CAM) Passes(n int) int {
 	switch m := c.method.(type) {
 	case Perturbation:
 		total := 0
-		for _, l := range c.shapes {
-			total += n * l.Shape.Dimensions[c.runner.Model().Input().Layout.ChannelAxis()]
+		for _, g := range c.grids {
+			total += n * g.Channels
 		}
 		return total
 	case inputMethod:
@@ -273,6 +295,9 @@ func (c *CAM) Explain(x *tensors.Tensor, t Target) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b := m.Input().Batch; b > 0 && n > b {
+		return c.explainChunks(x, t, b)
+	}
 	if p, ok := c.method.(Perturbation); ok {
 		return c.explainPerturbation(p, x, t, classes)
 	}
@@ -297,6 +322,35 @@ func (c *CAM) Explain(x *tensors.Tensor, t Target) (*Result, error) {
 		return nil, fmt.Errorf("computing %s on %s: %w", c.method.Name(), m.Name(), err)
 	}
 	return c.result(outs)
+}
+
+// explainChunks explains a batch larger than the model's fixed batch b,
+// chunk by chunk (each image's map depends on that image alone).
+func (c *CAM) explainChunks(x *tensors.Tensor, t Target, b int) (*Result, error) {
+	chunks, err := models.SplitBatch(x, b)
+	if err != nil {
+		return nil, err
+	}
+	var all *Result
+	for i, xc := range chunks {
+		r, err := c.Explain(xc, t.images(i*b, i*b+xc.Shape().Dimensions[0]))
+		if err != nil {
+			return nil, err
+		}
+		if all == nil {
+			all = r
+			continue
+		}
+		all.N += r.N
+		all.Normalized = append(all.Normalized, r.Normalized...)
+		all.Classes = append(all.Classes, r.Classes...)
+		all.Scores = append(all.Scores, r.Scores...)
+		all.Logits = append(all.Logits, r.Logits...)
+		for l := range all.Raw {
+			all.Raw[l].Values = append(all.Raw[l].Values, r.Raw[l].Values...)
+		}
+	}
+	return all, nil
 }
 
 // key identifies a graph of this CAM for the runner's cache.
@@ -354,7 +408,6 @@ func checkLogits(logits *graph.Node) {
 
 // layerMaps builds each layer's raw maps [N,K,h,w] with a gradient method.
 func (c *CAM) layerMaps(m Method, logits *graph.Node, acts []*graph.Node, scores *graph.Node) []*graph.Node {
-	layout := c.runner.Model().Input().Layout
 	gradFree := false
 	if p, ok := m.(Projection); ok && p.GradientFree {
 		gradFree = true
@@ -378,9 +431,9 @@ func (c *CAM) layerMaps(m Method, logits *graph.Node, acts []*graph.Node, scores
 		for li, a := range acts {
 			var g *graph.Node
 			if grads != nil {
-				g = channelsFirst(grads[li], layout)
+				g = c.grids[li].Map(grads[li])
 			}
-			perTarget[li] = append(perTarget[li], m.Map(channelsFirst(a, layout), g))
+			perTarget[li] = append(perTarget[li], m.Map(c.grids[li].Map(a), g))
 		}
 	}
 	raws := make([]*graph.Node, len(acts))

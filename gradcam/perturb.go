@@ -115,17 +115,16 @@ func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, c
 	k := classes.Shape().Dimensions[1]
 
 	// The perturbed passes, layer by layer, in chunks of b channels.
-	layout := m.Input().Layout
 	done := 0
 	final := []any{x, classes}
-	for li, l := range c.shapes {
-		ch := l.Shape.Dimensions[layout.ChannelAxis()]
+	for li, g := range c.grids {
+		ch, name := g.Channels, c.layers[li]
 		b := min(c.batchSize, ch)
 		perturbed := make([]float32, n*k*ch)
 		fn := c.chunkGraph(p, t, li, b)
 		for start := 0; start < ch; start += b {
 			s := min(start, ch-b) // the last chunk overlaps the previous one
-			outs, err := exec(c.key("perturb-chunk", t, l.Name, fmt.Sprint(b)), fn, x, classes, int32(s))
+			outs, err := exec(c.key("perturb-chunk", t, name, fmt.Sprint(b)), fn, x, classes, int32(s))
 			if err != nil {
 				return nil, err
 			}
@@ -140,7 +139,7 @@ func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, c
 			}
 			done += n * (min(start+b, ch) - start)
 			if c.progress != nil {
-				c.progress(Progress{Method: p.Name(), Layer: l.Name, Done: done, Total: total})
+				c.progress(Progress{Method: p.Name(), Layer: name, Done: done, Total: total})
 			}
 		}
 		final = append(final, tensors.FromFlatDataAndDimensions(perturbed, n, k, ch))
@@ -153,7 +152,7 @@ func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, c
 		raws := make([]*graph.Node, len(acts))
 		for li, a := range acts {
 			w := p.Weights(scores, inputs[2+li]) // [N,K,C]
-			a = channelsFirst(a, layout)
+			a = c.grids[li].Map(a)
 			var perTarget []*graph.Node
 			for ti := range k {
 				wt := graph.Reshape(graph.SliceAxis(w, 1, graph.AxisElem(ti)), n, w.Shape().Dimensions[2])
@@ -171,13 +170,12 @@ func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, c
 
 // describeChannels names the layers and their channel counts, for messages.
 func (c *CAM) describeChannels() string {
-	layout := c.runner.Model().Input().Layout
 	s := ""
-	for i, l := range c.shapes {
+	for i, g := range c.grids {
 		if i > 0 {
 			s += ", "
 		}
-		s += fmt.Sprintf("%q (%d channels)", l.Name, l.Shape.Dimensions[layout.ChannelAxis()])
+		s += fmt.Sprintf("%q (%d channels)", c.layers[i], g.Channels)
 	}
 	return s
 }
@@ -188,7 +186,7 @@ func (c *CAM) describeChannels() string {
 func (c *CAM) chunkGraph(p Perturbation, t Target, li, b int) func(*model.Scope, []*graph.Node) []*graph.Node {
 	m := c.runner.Model()
 	in := m.Input()
-	layer := c.layers[li]
+	layer, grid := c.layers[li], c.grids[li]
 	return func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
 		x, classes, start := inputs[0], inputs[1], inputs[2]
 		g := x.Graph()
@@ -197,7 +195,7 @@ func (c *CAM) chunkGraph(p Perturbation, t Target, li, b int) func(*model.Scope,
 		var logits *graph.Node
 		if !p.Ablate {
 			_, acts := m.Forward(scope, x, []string{layer})
-			a := channelsFirst(acts[0], in.Layout) // [N,C,h,w]
+			a := grid.Map(acts[0]) // [N,C,h,w]
 			// Channels start..start+b−1, picked with a one-hot matrix (the
 			// pure-Go backend has no DynamicSlice).
 			ch := a.Shape().Dimensions[1]
@@ -219,15 +217,11 @@ func (c *CAM) chunkGraph(p Perturbation, t Target, li, b int) func(*model.Scope,
 			xr := mergeLeading(graph.BroadcastToDims(graph.ExpandAxes(x, 1), append([]int{n, b}, dims[1:]...)...))
 			base, acts := m.Forward(scope, xr, []string{layer})
 			a := acts[0]
-			ch := a.Shape().Dimensions[in.Layout.ChannelAxis()]
+			ch := grid.Channels
 			idx := graph.Add(graph.Iota(g, shapes.Make(dtypes.Int32, b), 0), start)         // [B]
 			keep := graph.OneMinus(graph.OneHot(idx, ch, a.DType()))                        // [B,C]
 			keep = mergeLeading(graph.BroadcastToDims(graph.ExpandAxes(keep, 0), n, b, ch)) // [N·B,C]
-			if in.Layout == models.NHWC {
-				keep = graph.Reshape(keep, n*b, 1, 1, ch)
-			} else {
-				keep = graph.Reshape(keep, n*b, ch, 1, 1)
-			}
+			keep = graph.Reshape(keep, grid.ChannelShape(n*b)...)
 			logits = rewire(base, map[*graph.Node]*graph.Node{a: graph.Mul(a, keep)}, nil)
 			if logits == base {
 				panic(fmt.Errorf("the logits do not depend on layer %q, so ablating its channels changes nothing; pick a layer the output is computed from", layer))

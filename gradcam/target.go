@@ -35,6 +35,16 @@ func Score(name string, fn func(logits *graph.Node) *graph.Node) Target {
 	return Target{fn: fn, fnID: scoreIDs.Add(1), name: name}
 }
 
+// images is the target for images [start,end) of a batch: a class given
+// per image keeps those images' classes; every other target is the same for
+// any image.
+func (t Target) images(start, end int) Target {
+	if len(t.classes) > 1 {
+		t.classes = t.classes[start:end]
+	}
+	return t
+}
+
 // String describes the target.
 func (t Target) String() string {
 	switch {

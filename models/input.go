@@ -46,11 +46,6 @@ func (l Layout) SpatialAxes() (height, width int) {
 	return 2, 3
 }
 
-func (l Layout) spatialDims(dims []int) (height, width int) {
-	h, w := l.SpatialAxes()
-	return dims[h], dims[w]
-}
-
 // Normalization maps a pixel in [0,1] to the model's input: (v - Mean[c]) / Std[c].
 type Normalization struct {
 	Mean, Std []float32
@@ -96,6 +91,11 @@ type Input struct {
 	Height, Width int
 	// Normalization applied after scaling 8-bit pixels to [0,1].
 	Normalization Normalization
+	// Batch, when > 0, is the only batch size the model's graph computes
+	// (its file fixes it and the graph depends on it): [Runner.Run] and
+	// gradcam split larger batches into chunks of it ([SplitBatch]), and
+	// batches must be a multiple of it.
+	Batch int
 }
 
 // Shape returns the dimensions of a batch of n inputs.

@@ -69,31 +69,52 @@ type Layer struct {
 	Op string
 	// Shape is its output shape for a batch of one.
 	Shape shapes.Shape
+	// Module is the PyTorch module path the layer ran in ("layer4.1.relu_1"),
+	// read from the node names torch.onnx writes; "" when the model does not
+	// say. [FindLayer] takes module paths as names.
+	Module string
+	// Local is set on a token layer whose positions reach the output only
+	// through one token: in a ViT, every layer after the last attention,
+	// whose patch tokens never reach the class token the head reads. A CAM
+	// there is blank, so [LastSpatialLayer] passes over it.
+	Local bool
 }
 
-// Spatial reports whether the layer's output has spatial axes: a rank-4
-// image-like tensor whose height and width are both larger than one.
+// Spatial reports whether the layer's output reads as a map with spatial
+// axes ([Layer.Grid]) whose height or width is larger than one.
 func (l Layer) Spatial(layout Layout) bool {
-	if l.Shape.Rank() != 4 {
-		return false
-	}
-	h, w := layout.spatialDims(l.Shape.Dimensions)
-	return h > 1 || w > 1
+	g, ok := l.Grid(layout)
+	return ok && (g.Height > 1 || g.Width > 1)
 }
 
-// String formats a layer as `convlens layers` prints it.
+// String formats a layer as `convlens layers` prints it: name, op, shape
+// and, where known, module path, tab-separated.
 func (l Layer) String() string {
-	return fmt.Sprintf("%s\t%s\t%v", l.Name, l.Op, l.Shape.Dimensions)
+	s := fmt.Sprintf("%s\t%s\t%v", l.Name, l.Op, l.Shape.Dimensions)
+	if l.Module != "" {
+		s += "\t" + l.Module
+	}
+	return s
 }
 
-// FindLayer returns the named layer of m. An unknown name yields an error that
-// lists the closest existing names, so a typo can be fixed from the message alone.
+// FindLayer returns the layer of m called name, or else the layer a PyTorch
+// module path names: the output of the last node inside that module
+// (`layer4`, `features.29`, `features[-1]`, `model.encoder.layers[-1].ln_1`),
+// as [Layer.Module] records it. An unknown name yields an error that lists
+// the closest existing names, so a typo can be fixed from the message alone.
 func FindLayer(m Model, name string) (Layer, error) {
 	layers := m.Layers()
 	for _, l := range layers {
 		if l.Name == name {
 			return l, nil
 		}
+	}
+	i, err := moduleLayer(layers, name)
+	if err != nil {
+		return Layer{}, fmt.Errorf("model %s: %w", m.Name(), err)
+	}
+	if i >= 0 {
+		return layers[i], nil
 	}
 	names := make([]string, len(layers))
 	for i, l := range layers {
@@ -110,6 +131,9 @@ func SpatialLayer(m Model, name string) (Layer, error) {
 		return l, err
 	}
 	if !l.Spatial(m.Input().Layout) {
+		if l.Name != name {
+			name = fmt.Sprintf("%s (%s)", name, l.Name)
+		}
 		return l, fmt.Errorf("layer %q of model %s has shape %v, which has no spatial axes: pick a convolutional layer (list them with `convlens layers`)",
 			name, m.Name(), l.Shape.Dimensions)
 	}
@@ -117,14 +141,15 @@ func SpatialLayer(m Model, name string) (Layer, error) {
 }
 
 // LastSpatialLayer is the last layer of m, in graph order, with spatial axes
-// and a floating-point activation: the output of the last convolutional
-// block before the classifier, where a CAM is usually computed and where
-// gradcam and `convlens report` compute one when no layer is given.
+// and a floating-point activation, and not [Layer.Local]: the output of the
+// last convolutional block before the classifier, or a vision transformer's
+// last tokens before its last attention, where a CAM is usually computed and
+// where gradcam and every command compute one when no layer is given.
 func LastSpatialLayer(m Model) (Layer, error) {
 	layers := m.Layers()
 	for i := len(layers) - 1; i >= 0; i-- {
 		l := layers[i]
-		if l.Spatial(m.Input().Layout) && l.Shape.DType.IsFloat() {
+		if l.Spatial(m.Input().Layout) && l.Shape.DType.IsFloat() && !l.Local {
 			return l, nil
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/gomlx/compute-onnx/support/protos"
@@ -29,6 +30,8 @@ type ONNX struct {
 	logits   string
 	labels   []string
 	layers   []Layer
+	rewrites []string
+	chunk    int // When > 0, the graph only takes batches of this size.
 }
 
 // LoadONNX reads an ONNX classifier with a single image input. Its input name,
@@ -63,9 +66,14 @@ func ParseONNX(path string, contents []byte) (*ONNX, error) {
 	if contents, err = externalizeWeights(contents, nodes); err != nil {
 		return nil, fmt.Errorf("reading weights: %w", err)
 	}
+	var fixed compatResult
 	if needsCompat(contents, nodes) { // See onnx_compat.go.
-		if contents, err = compatRewrite(contents); err != nil {
+		if fixed, err = compatRewrite(contents); err != nil {
 			return nil, err
+		}
+		contents = fixed.contents
+		if nodes, err = graphNodes(contents); err != nil {
+			return nil, fmt.Errorf("decoding the rewritten graph: %w", err)
 		}
 	}
 	om, err := parser.Parse(contents)
@@ -77,6 +85,7 @@ func ParseONNX(path string, contents []byte) (*ONNX, error) {
 		checksum: hex.EncodeToString(sum[:]),
 		onnx:     om.WithExternalDataReader(weights),
 		store:    model.NewStore(),
+		rewrites: fixed.notes,
 	}
 	names, inShapes := om.Inputs()
 	if len(names) != 1 {
@@ -97,7 +106,44 @@ func ParseONNX(path string, contents []byte) (*ONNX, error) {
 	if m.layers, err = m.inferLayers(nodes); err != nil {
 		return nil, err
 	}
+	if fixed.batch > 0 {
+		m.checkBatches(fixed.batch)
+	}
 	return m, nil
+}
+
+// checkBatches decides how a model whose file fixed the batch at declared
+// runs other batches. The input was made dynamic (compatRewrite); if the
+// graph then builds for twice the declared batch and every layer that had
+// the declared batch on its first axis doubles it, while every other layer
+// keeps its shape, images are computed apart and any batch runs whole. A
+// graph that reshapes to the declared batch (a Reshape to [1,-1], say) fails
+// that test, and its batches run in chunks of the declared size.
+func (m *ONNX) checkBatches(declared int) {
+	fn := func(scope *model.Scope, x *graph.Node) []*graph.Node {
+		names := make([]string, len(m.layers))
+		for i, l := range m.layers {
+			names[i] = l.Name
+		}
+		return m.onnx.CallGraph(scope, x.Graph(), map[string]*graph.Node{m.inName: x}, names...)
+	}
+	one, err1 := buildShapes(m.store, m.input.Shape(declared), fn)
+	two, err2 := buildShapes(m.store, m.input.Shape(2*declared), fn)
+	whole := err1 == nil && err2 == nil
+	for i := 0; whole && i < len(one); i++ {
+		want := slices.Clone(one[i].Dimensions)
+		if len(want) > 0 && want[0] == declared {
+			want[0] = 2 * declared
+		}
+		whole = one[i].DType == two[i].DType && slices.Equal(two[i].Dimensions, want)
+	}
+	if whole {
+		m.rewrites = append(m.rewrites, fmt.Sprintf("the file fixes the batch at %d; the graph computes each image apart, so any batch runs whole", declared))
+		return
+	}
+	m.chunk = declared
+	m.input.Batch = declared
+	m.rewrites = append(m.rewrites, fmt.Sprintf("the file fixes the batch at %d and the graph depends on it; batches run in chunks of %d", declared, declared))
 }
 
 // graphNodes decodes the nodes of an ONNX model's graph and skips the rest,
@@ -200,7 +246,7 @@ func (m *ONNX) inferLayers(nodes []*protos.NodeProto) ([]Layer, error) {
 		if n.GetOpType() == "Constant" || len(n.GetOutput()) == 0 || n.GetOutput()[0] == "" {
 			continue
 		}
-		layers = append(layers, Layer{Name: n.GetOutput()[0], Op: n.GetOpType()})
+		layers = append(layers, Layer{Name: n.GetOutput()[0], Op: n.GetOpType(), Module: modulePath(n.GetName())})
 	}
 	names := make([]string, len(layers))
 	for i, l := range layers {
@@ -215,7 +261,64 @@ func (m *ONNX) inferLayers(nodes []*protos.NodeProto) ([]Layer, error) {
 	for i := range layers {
 		layers[i].Shape = outs[i]
 	}
+	mixed := reachesMixing(nodes, m.inName)
+	for i, l := range layers {
+		if g, ok := l.Grid(m.input.Layout); ok && g.Tokens {
+			layers[i].Local = !mixed[l.Name]
+		}
+	}
 	return layers, nil
+}
+
+// reachesMixing returns the values from which a path to the output crosses
+// an op that combines positions: a product of two values computed from the
+// input (attention), a convolution or pool, a reduction but over the last
+// axis. A token
+// layer with no such path reaches the output through per-token ops only,
+// which in a ViT means through the class token alone. Nodes are in ONNX's
+// topological order, so one pass from the end settles every value.
+func reachesMixing(nodes []*protos.NodeProto, input string) map[string]bool {
+	data := map[string]bool{input: true} // Values computed from the input.
+	for _, n := range nodes {
+		for _, in := range n.GetInput() {
+			if data[in] {
+				for _, o := range n.GetOutput() {
+					data[o] = true
+				}
+				break
+			}
+		}
+	}
+	reach := map[string]bool{}
+	for i := len(nodes) - 1; i >= 0; i-- {
+		n := nodes[i]
+		mixes := false
+		switch n.GetOpType() {
+		case "MatMul", "Gemm", "Einsum":
+			dataIn := 0
+			for _, in := range n.GetInput() {
+				if data[in] {
+					dataIn++
+				}
+			}
+			mixes = dataIn >= 2
+		case "Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool":
+			mixes = true
+		case "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSumExp":
+			// Over the last axis alone (a LayerNorm written out) it is per token.
+			axes := intsAttr(n, "axes")
+			mixes = len(axes) != 1 || axes[0] != -1
+		}
+		for _, o := range n.GetOutput() {
+			mixes = mixes || reach[o]
+		}
+		if mixes {
+			for _, in := range n.GetInput() {
+				reach[in] = true
+			}
+		}
+	}
+	return reach
 }
 
 // Name is the file name without its extension.
@@ -242,6 +345,11 @@ func (m *ONNX) SetLabels(labels []string) *ONNX {
 	return m
 }
 
+// Rewrites says, one line each, how the file was changed while loading to
+// take what onnx-gomlx refuses (weights listed as inputs, Dropout, Identity,
+// ceil-mode pools...), each rewrite exact for inference; nil if none ran.
+func (m *ONNX) Rewrites() []string { return m.rewrites }
+
 // Layers lists every node output, in graph order.
 func (m *ONNX) Layers() []Layer { return m.layers }
 
@@ -251,6 +359,9 @@ func (m *ONNX) Store() *model.Store { return m.store }
 // Forward converts the ONNX graph, asking for the logits and the layers in
 // one conversion so that they share a single forward pass.
 func (m *ONNX) Forward(scope *model.Scope, x *graph.Node, layers []string) (*graph.Node, []*graph.Node) {
+	if n := x.Shape().Dimensions[0]; m.chunk > 0 && n != m.chunk {
+		panic(fmt.Errorf("model %s computes %d images at a time (its file fixes the batch), got %d: split the batch with models.SplitBatch", m.name, m.chunk, n))
+	}
 	outs := m.onnx.CallGraph(scope, x.Graph(), map[string]*graph.Node{m.inName: x}, append([]string{m.logits}, layers...)...)
 	return outs[0], outs[1:]
 }

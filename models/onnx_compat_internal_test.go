@@ -36,7 +36,7 @@ func TestCeilToPadding(t *testing.T) {
 		{"AveragePool", map[string][]int64{"ceil_mode": {1}, "count_include_pad": {1}, "kernel_shape": {2, 2}, "strides": {2, 2}}, "count_include_pad=1"},
 	} {
 		n := poolNode(c.op, c.attrs)
-		err := ceilToPadding(n)
+		_, err := ceilToPadding(n)
 		if err != nil {
 			if !strings.Contains(err.Error(), c.want) {
 				t.Errorf("%s %v: %v, want %q", c.op, c.attrs, err, c.want)
@@ -49,26 +49,44 @@ func TestCeilToPadding(t *testing.T) {
 	}
 }
 
-// Weights listed as graph inputs are dropped from the inputs; Dropout becomes
-// the identity (a Cast to the input's type) of its data input.
+// Weights listed as graph inputs are dropped from the inputs; Dropout
+// becomes an Identity, and Identity nodes are folded: their readers read the
+// Identity's input, or, for a graph output, the producer writes its name.
 func TestCompatGraphRewrites(t *testing.T) {
 	g := &protos.GraphProto{
 		Input:       []*protos.ValueInfoProto{{Name: "w"}, {Name: "image"}, {Name: "b"}},
 		Initializer: []*protos.TensorProto{{Name: "w"}, {Name: "b"}, {Name: "ratio"}},
 		Node: []*protos.NodeProto{
 			{OpType: "Dropout", Input: []string{"image", "ratio"}, Output: []string{"d", "mask"}},
-			{OpType: "Add", Input: []string{"d", "b"}, Output: []string{"out"}},
+			{OpType: "Identity", Input: []string{"w"}, Output: []string{"w2"}},
+			{OpType: "Identity", Input: []string{"w2"}, Output: []string{"w3"}},
+			{OpType: "Conv", Input: []string{"d", "w3", ""}, Output: []string{"c"}},
+			{OpType: "Add", Input: []string{"c", "b"}, Output: []string{"sum"}},
+			{OpType: "Identity", Input: []string{"sum"}, Output: []string{"out"}},
+			{OpType: "Relu", Input: []string{"sum"}, Output: []string{"r"}},
+			{OpType: "Identity", Input: []string{"b"}, Output: []string{"bias_out"}},
 		},
-		Output: []*protos.ValueInfoProto{{Name: "out"}},
+		Output: []*protos.ValueInfoProto{{Name: "out"}, {Name: "r"}, {Name: "bias_out"}},
 	}
-	dropInitializerInputs(g)
-	if len(g.Input) != 1 || g.Input[0].GetName() != "image" {
-		t.Errorf("inputs %v, want only image", g.Input)
+	if n := dropInitializerInputs(g); n != 2 || len(g.Input) != 1 || g.Input[0].GetName() != "image" {
+		t.Errorf("dropped %d inputs, left %v; want 2, only image", n, g.Input)
 	}
-	if err := dropoutToIdentity(g); err != nil {
-		t.Fatal(err)
+	if n, err := dropoutToIdentity(g); err != nil || n != 1 {
+		t.Fatalf("dropoutToIdentity = %d, %v", n, err)
 	}
-	if n := g.Node[0]; n.OpType != "Cast" || intAttr(n, "to", 0) != int64(protos.TensorProto_FLOAT) || fmt.Sprint(n.Input, n.Output) != "[image] [d]" {
-		t.Errorf("Dropout rewritten as %v", n)
+	if n := foldIdentities(g); n != 4 {
+		t.Errorf("folded %d Identity nodes, want 4", n)
+	}
+	if n := trimOmittedInputs(g); n != 1 {
+		t.Errorf("trimmed %d nodes, want 1", n)
+	}
+	var got []string
+	for _, n := range g.Node {
+		got = append(got, fmt.Sprintf("%s%v%v", n.OpType, n.Input, n.Output))
+	}
+	// The Identity from a weight to a graph output stays: nothing to fold it into.
+	want := "Conv[image w][c] Add[c b][out] Relu[out][r] Identity[b][bias_out]"
+	if strings.Join(got, " ") != want {
+		t.Errorf("rewritten graph\n %s\nwant\n %s", strings.Join(got, " "), want)
 	}
 }

@@ -224,6 +224,9 @@ func (r *Runner) Run(x *tensors.Tensor, layers ...string) (logits *tensors.Tenso
 	if err := CheckBatch(r.model, x.Shape()); err != nil {
 		return nil, nil, err
 	}
+	if b := r.model.Input().Batch; b > 0 && x.Shape().Dimensions[0] > b {
+		return r.runChunks(x, b, layers)
+	}
 	e, err := r.exec(strings.Join(layers, "\x00"), func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
 		logits, acts := r.model.Forward(scope, inputs[0], layers)
 		return append([]*graph.Node{logits}, acts...)
@@ -236,6 +239,86 @@ func (r *Runner) Run(x *tensors.Tensor, layers ...string) (logits *tensors.Tenso
 		return nil, nil, fmt.Errorf("running %s: %w", r.model.Name(), err)
 	}
 	return outs[0], outs[1:], nil
+}
+
+// runChunks is Run of a batch larger than the model's fixed batch b: one run
+// per chunk of b images, the outputs concatenated.
+func (r *Runner) runChunks(x *tensors.Tensor, b int, layers []string) (*tensors.Tensor, []*tensors.Tensor, error) {
+	chunks, err := SplitBatch(x, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	outs := make([][]*tensors.Tensor, 1+len(layers))
+	for _, c := range chunks {
+		logits, acts, err := r.Run(c, layers...)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, t := range append([]*tensors.Tensor{logits}, acts...) {
+			outs[i] = append(outs[i], t)
+		}
+	}
+	joined := make([]*tensors.Tensor, len(outs))
+	for i, parts := range outs {
+		if joined[i], err = JoinBatch(parts); err != nil {
+			return nil, nil, err
+		}
+	}
+	return joined[0], joined[1:], nil
+}
+
+// SplitBatch cuts a batch (any dtype, batch on the first axis) into chunks
+// of size images each, the last one possibly shorter.
+func SplitBatch(x *tensors.Tensor, size int) ([]*tensors.Tensor, error) {
+	dims := x.Shape().Dimensions
+	if len(dims) == 0 || size <= 0 {
+		return nil, fmt.Errorf("cannot split a tensor shaped %v into batches of %d", dims, size)
+	}
+	var chunks []*tensors.Tensor
+	err := x.ConstBytes(func(data []byte) {
+		per := len(data) / max(dims[0], 1)
+		for start := 0; start < dims[0]; start += size {
+			end := min(start+size, dims[0])
+			c := tensors.FromShape(shapes.Make(x.DType(), append([]int{end - start}, dims[1:]...)...))
+			_ = c.MutableBytes(func(out []byte) { copy(out, data[start*per:end*per]) }) // A new local tensor.
+			chunks = append(chunks, c)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("splitting a batch: %w", err)
+	}
+	return chunks, nil
+}
+
+// JoinBatch concatenates tensors of one dtype and shape but the first axis
+// along that axis, undoing [SplitBatch].
+func JoinBatch(parts []*tensors.Tensor) (*tensors.Tensor, error) {
+	if len(parts) == 0 {
+		return nil, errors.New("nothing to join")
+	}
+	dims := slices.Clone(parts[0].Shape().Dimensions)
+	if len(dims) == 0 {
+		return nil, errors.New("cannot join scalars along a batch axis")
+	}
+	dims[0] = 0
+	for _, p := range parts {
+		s := p.Shape()
+		if s.DType != parts[0].DType() || s.Rank() != len(dims) || !slices.Equal(s.Dimensions[1:], dims[1:]) {
+			return nil, fmt.Errorf("cannot join a batch shaped %v to one shaped %v", s, parts[0].Shape())
+		}
+		dims[0] += s.Dimensions[0]
+	}
+	out := tensors.FromShape(shapes.Make(parts[0].DType(), dims...))
+	var err error
+	_ = out.MutableBytes(func(dst []byte) { // A new local tensor.
+		off := 0
+		for _, p := range parts {
+			if e := p.ConstBytes(func(src []byte) { off += copy(dst[off:], src) }); e != nil {
+				err = fmt.Errorf("joining a batch: %w", e)
+			}
+		}
+	})
+	return out, err
 }
 
 // Exec returns the runner's executable for key, creating it with fn on first
@@ -292,6 +375,9 @@ func CheckBatch(m Model, s shapes.Shape) error {
 	}
 	if s.Dimensions[0] == 0 {
 		return errors.New("empty batch: give at least one image")
+	}
+	if b := m.Input().Batch; b > 0 && s.Dimensions[0]%b != 0 {
+		return fmt.Errorf("batch of %d images; model %s takes a multiple of %d at a time (its file fixes the batch size)", s.Dimensions[0], m.Name(), b)
 	}
 	for i := 1; i < len(want); i++ {
 		if s.Dimensions[i] != want[i] {

@@ -20,6 +20,15 @@ sum_k (k+1)*logits[k] with respect to the input):
       then AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False) on 7x7.
   squeezenet: torchvision squeezenet1_1 at 72x72, whose last ceil MaxPool
       sees 8x8 (ceil 4, floor 3).
+  identity_op17: two LayerNorms over channels with equal (initial) weights,
+      which torch's exporter writes once and copies with Identity nodes, as
+      in ConvNeXt at opset 17; the fused LayerNormalization's gradient reaches them.
+  pad_omitted: F.pad, whose Pad node torch writes with its omitted
+      constant_value as a trailing empty input name (as in swin_t).
+  fixed_flatten, fixed_reshape: every case is exported at batch 1 without
+      dynamic axes, so the input fixes the batch at 1; these two give a
+      batch of 2 images, through torch.flatten (the graph takes any batch) and
+      through x.reshape(1, -1) (the graph only takes batch 1).
 """
 import os
 import sys
@@ -65,6 +74,37 @@ class CeilPool(nn.Module):
         return self.fc(torch.flatten(self.avg(self.max(self.conv(x))), 1))
 
 
+class LayerNorms(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.ln1 = nn.LayerNorm(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.ln2 = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.ln1(self.conv1(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        x = self.ln2(self.conv2(torch.relu(x)).permute(0, 2, 3, 1))
+        return self.fc(x.mean((1, 2)))
+
+
+class Padded(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3)
+        self.fc = nn.Linear(6 * 13 * 13, 5)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.conv(nn.functional.pad(x, (0, 1, 0, 1))), 1))
+
+
+class Reshaped(Small):
+    def forward(self, x):
+        x = self.pool(torch.relu(self.bn(self.conv1(x))))
+        return self.fc(torch.relu(self.conv2(x)).reshape(1, -1))
+
+
 def randomize_bn(model):
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -74,16 +114,18 @@ def randomize_bn(model):
             m.bias.data.uniform_(-0.5, 0.5)
 
 
-def export(name, model, size, **kw):
+def export(name, model, size, batch=1, **kw):
+    """Exports model at batch 1 and saves its logits and input gradient for
+    batch images (the gradient for each image alone, summed)."""
     model.eval()
-    x = torch.randn(1, 3, size, size, requires_grad=True)
-    y = model(x)
+    x = torch.randn(batch, 3, size, size, requires_grad=True)
+    y = torch.cat([model(x[i : i + 1]) for i in range(batch)])
     (y * torch.arange(1, y.shape[1] + 1)).sum().backward()
     logits = y.detach().numpy()
     np.save(os.path.join(out, name + "_grad.npy"), x.grad.numpy())
     x = x.detach()
     path = os.path.join(out, name + ".onnx")
-    torch.onnx.export(model, x, path, input_names=["input"], output_names=["logits"], **kw)
+    torch.onnx.export(model, x[:1], path, input_names=["input"], output_names=["logits"], **kw)
     np.save(os.path.join(out, name + "_input.npy"), x.numpy())
     np.save(os.path.join(out, name + "_logits.npy"), logits)
     return path
@@ -127,4 +169,20 @@ export("ceil_pool", CeilPool(), 14, opset_version=13)
 
 torch.manual_seed(3)
 export("squeezenet", torchvision.models.squeezenet1_1(), 72, opset_version=13)
+
+torch.manual_seed(4)
+export("identity_op17", LayerNorms(), 12, opset_version=17)
+assert any(n.op_type == "Identity" for n in onnx.load(os.path.join(out, "identity_op17.onnx")).graph.node)
+
+torch.manual_seed(5)
+path = export("pad_omitted", Padded(), 14, opset_version=13)
+assert next(n for n in onnx.load(path).graph.node if n.op_type == "Pad").input[-1] == ""
+
+torch.manual_seed(6)
+fixed = Small()
+randomize_bn(fixed)
+export("fixed_flatten", fixed, 16, batch=2, opset_version=13)
+reshaped = Reshaped()
+reshaped.load_state_dict(fixed.state_dict())
+export("fixed_reshape", reshaped, 16, batch=2, opset_version=13)
 print("ok")
