@@ -16,26 +16,28 @@ import (
 // modulePath reads the module path from an ONNX node name written by
 // torch.onnx, or returns "" for a name without scopes. Each scope is the
 // module's attribute name ("conv1"), or, for a child of a container, the
-// container's path with the index ("layer4.1"); a module called a second
-// time gets a suffix ("relu_1"), which is kept.
+// container's scope with the index ("layer4.1" in "layer4", "downsample.0"
+// in "downsample"); a module called a second time gets a suffix ("relu_1"),
+// which is kept.
 func modulePath(nodeName string) string {
 	if !strings.HasPrefix(nodeName, "/") {
 		return ""
 	}
 	scopes := strings.Split(nodeName[1:], "/")
 	scopes = scopes[:len(scopes)-1] // The last part names the op.
-	path := ""
+	path, prev := "", ""
 	for _, s := range scopes {
 		switch {
 		case s == "":
 			continue
 		case path == "":
 			path = s
-		case strings.HasPrefix(s, path+"."):
-			path = s
+		case strings.HasPrefix(s, prev+"."):
+			path += s[len(prev):]
 		default:
 			path += "." + s
 		}
+		prev = s
 	}
 	return path
 }

@@ -32,16 +32,17 @@ func torchLayers() []Layer {
 
 func TestModulePathFromTorchNodeNames(t *testing.T) {
 	for node, want := range map[string]string{
-		"/layer4/layer4.1/relu_1/Relu":                   "layer4.1.relu_1",
-		"/features/features.29/Relu":                     "features.29",
-		"/Mixed_7c/branch1x1/conv/Conv":                  "Mixed_7c.branch1x1.conv",
-		"/encoder/layers/encoder_layer_11/ln_1/Add_1":    "encoder.layers.encoder_layer_11.ln_1",
-		"/features/features.1/features.1.0/attn/Pad":     "features.1.0.attn",
-		"/Flatten":                                       "",
-		"Relu_23":                                        "", // Older exporters: no scopes.
-		"resnetv22_stage4_conv0_fwd":                     "",
+		"/layer4/layer4.1/relu_1/Relu":                "layer4.1.relu_1",
+		"/features/features.29/Relu":                  "features.29",
+		"/Mixed_7c/branch1x1/conv/Conv":               "Mixed_7c.branch1x1.conv",
+		"/encoder/layers/encoder_layer_11/ln_1/Add_1": "encoder.layers.encoder_layer_11.ln_1",
+		"/features/features.1/features.1.0/attn/Pad":  "features.1.0.attn",
+		"/Flatten":                   "",
+		"Relu_23":                    "", // Older exporters: no scopes.
+		"resnetv22_stage4_conv0_fwd": "",
 		"/classifier/classifier.0/LayerNormalization":    "classifier.0",
 		"/features/features.7/features.7.2/block/Conv_1": "features.7.2.block",
+		"/layer2/layer2.0/downsample/downsample.0/Conv":  "layer2.0.downsample.0",
 	} {
 		if got := modulePath(node); got != want {
 			t.Errorf("modulePath(%q) = %q, want %q", node, got, want)

@@ -36,8 +36,9 @@ func TestLayersListsNameOpAndShape(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	// The fixture generator names this layer and records its shape [3,32,8,8] for 3 images.
-	want := tinyLast + "\tRelu\t[1 32 8 8]"
+	// The fixture generator names this layer and records its shape [3,32,8,8]
+	// for 3 images; torch ran it in module layer2[0], its relu called twice.
+	want := tinyLast + "\tRelu\t[1 32 8 8]\tlayer2.0.relu_1"
 	if !strings.Contains(out, want+"\n") {
 		t.Errorf("layers output lacks %q:\n%s", want, out)
 	}
@@ -85,6 +86,30 @@ func TestCamWritesMapsOverlayAndPrediction(t *testing.T) {
 	}
 	if b := img.Bounds(); b.Dx() < 64 || b.Dy() < 3*64 {
 		t.Errorf("overlay of 3 images is %v, want at least one 64x64 row per image", b)
+	}
+}
+
+// A layer named as PyTorch users name it, by module path, is the module's
+// output: the maps equal PyTorch's Grad-CAM with target_layers=[model.layer2].
+func TestCamTakesPyTorchModulePaths(t *testing.T) {
+	ref, _ := testutil.ReadNPY(t, testutil.Testdata("tinycnn", "gradcam_layer2_top1_norm.npy"))
+	for _, layer := range []string{"layer2", "model.layer2[-1]", "layer2.0"} {
+		out := filepath.Join(t.TempDir(), "cam.npy")
+		code, _, errOut := convlens(t, "cam", "--model", tinyModel, "--input", tinyInput, "--layer", layer, "--out-npy", out)
+		if code != 0 {
+			t.Fatalf("--layer %s: exit %d: %s", layer, code, errOut)
+		}
+		maps, _, err := npy.ReadFloat32(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := testutil.MaxAbsDiff(maps, ref); e > 1e-3 {
+			t.Errorf("--layer %s: maps differ from PyTorch's by %.3g", layer, e)
+		}
+	}
+	code, _, errOut := convlens(t, "cam", "--model", tinyModel, "--input", tinyInput, "--layer", "fc")
+	if code == 0 || !strings.Contains(errOut, `"fc (logits)"`) || !strings.Contains(errOut, "no spatial axes") {
+		t.Errorf("--layer fc: exit %d, stderr %q; want the module's node named and refused", code, errOut)
 	}
 }
 
