@@ -6,6 +6,7 @@ import (
 	"image"
 	_ "image/jpeg" // JPEG photographs are the common input.
 	_ "image/png"
+	"io"
 	"math"
 	"os"
 
@@ -166,44 +167,63 @@ func to8(v float32) uint8 {
 	return uint8(math.Round(float64(min(max(v, 0), 1) * 255)))
 }
 
-// LoadImage decodes a PNG or JPEG file.
+// MaxImagePixels is the most pixels (width × height) LoadImage decodes. A
+// compressed file can declare far more pixels than it holds, so a small PNG
+// could otherwise make LoadImage allocate gigabytes; the header is checked
+// against this limit before anything is decoded. 100 megapixels is more than
+// a camera photograph or a slide tile needs, and decodes in at most 800 MB
+// (8 bytes a pixel at 16 bits a channel). Set it before loading to accept
+// larger images.
+var MaxImagePixels = 100_000_000
+
+// LoadImage decodes a PNG or JPEG file of at most MaxImagePixels pixels.
 func LoadImage(path string) (image.Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening image: %w", err)
 	}
 	defer f.Close()
-	img, format, err := image.Decode(f)
+	cfg, format, err := image.DecodeConfig(f)
 	if err != nil {
 		return nil, fmt.Errorf("decoding image %s: %w (convlens reads PNG and JPEG)", path, err)
 	}
-	if b := img.Bounds(); b.Dx() == 0 || b.Dy() == 0 {
+	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, fmt.Errorf("decoding image %s: the %s image is empty", path, format)
+	}
+	// Image sides fit in 31 bits, so their product fits in an int64.
+	if px := int64(cfg.Width) * int64(cfg.Height); px > int64(MaxImagePixels) {
+		return nil, fmt.Errorf("image %s is %d×%d pixels (%.1f megapixels), over the limit of %.1f megapixels that guards against decompression bombs: downscale it first, or raise models.MaxImagePixels",
+			path, cfg.Width, cfg.Height, float64(px)/1e6, float64(MaxImagePixels)/1e6)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("reading image %s: %w", path, err)
+	}
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("decoding image %s: %w (convlens reads PNG and JPEG)", path, err)
 	}
 	return img, nil
 }
 
 // resizeRGB resamples img to w×h with the bilinear convention of package
-// resample and returns interleaved RGB values in [0,1].
+// resample and returns interleaved RGB values in [0,1]. Each output pixel
+// blends four source pixels, read from img as needed: a float copy of a
+// large photograph would take 12 bytes a pixel.
 func resizeRGB(img image.Image, w, h int) []float32 {
 	b := img.Bounds()
-	sw, sh := b.Dx(), b.Dy()
-	src := make([]float32, 3*sw*sh)
-	for y := range sh {
-		for x := range sw {
-			r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
-			i := 3 * (y*sw + x)
-			src[i], src[i+1], src[i+2] = float32(r)/0xffff, float32(g)/0xffff, float32(bl)/0xffff
-		}
+	at := func(x, y int) [3]float32 {
+		r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+		return [3]float32{float32(r) / 0xffff, float32(g) / 0xffff, float32(bl) / 0xffff}
 	}
 	out := make([]float32, 3*w*h)
-	xs, ys := resample.Taps(sw, w), resample.Taps(sh, h)
+	xs, ys := resample.Taps(b.Dx(), w), resample.Taps(b.Dy(), h)
 	for y, ty := range ys {
 		for x, tx := range xs {
+			p00, p01 := at(tx.I0, ty.I0), at(tx.I1, ty.I0)
+			p10, p11 := at(tx.I0, ty.I1), at(tx.I1, ty.I1)
 			for c := range 3 {
-				at := func(yy, xx int) float32 { return src[3*(yy*sw+xx)+c] }
-				top := at(ty.I0, tx.I0)*(1-tx.F) + at(ty.I0, tx.I1)*tx.F
-				bottom := at(ty.I1, tx.I0)*(1-tx.F) + at(ty.I1, tx.I1)*tx.F
+				top := p00[c]*(1-tx.F) + p01[c]*tx.F
+				bottom := p10[c]*(1-tx.F) + p11[c]*tx.F
 				out[3*(y*w+x)+c] = top*(1-ty.F) + bottom*ty.F
 			}
 		}

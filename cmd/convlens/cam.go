@@ -10,6 +10,7 @@ import (
 
 	"github.com/convlens/convlens/display"
 	"github.com/convlens/convlens/gradcam"
+	"github.com/convlens/convlens/internal/atomicfile"
 	"github.com/convlens/convlens/internal/npy"
 	"github.com/convlens/convlens/models"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -78,21 +79,24 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var png image.Image
-	if f.outPNG != "" {
-		if png, err = overlays(res, pictures, m.Labels()); err != nil {
-			return err
-		}
-	}
+	out := stageOutputs()
+	defer out.Discard()
 	if f.outNPY != "" {
-		if err := writeNPY(f.outNPY, res, f.raw, f.top > 0); err != nil {
+		if err := stageNPY(out, f.outNPY, res, f.raw, f.top > 0); err != nil {
 			return err
 		}
 	}
-	if png != nil {
-		if err := display.SavePNG(f.outPNG, png); err != nil {
+	if f.outPNG != "" {
+		png, err := overlays(res, pictures, m.Labels())
+		if err != nil {
 			return err
 		}
+		if err := stagePNG(out, f.outPNG, png); err != nil {
+			return err
+		}
+	}
+	if err := out.Commit(); err != nil {
+		return err
 	}
 	printPredictions(stdout, res, m.Labels())
 	return nil
@@ -119,6 +123,8 @@ func (f *camFlags) check() (gradcam.Target, error) {
 		return gradcam.Target{}, usageError{errors.New("--raw changes what --out-npy writes; give --out-npy too")}
 	case f.raw && len(f.layers) > 1:
 		return gradcam.Target{}, usageError{errors.New("--raw writes one layer's maps at its own resolution; give one --layer")}
+	case f.outNPY != "" && f.outPNG != "" && atomicfile.Same(f.outNPY, f.outPNG):
+		return gradcam.Target{}, usageError{fmt.Errorf("--out-npy %s and --out-png %s are the same file; give each output its own path", f.outNPY, f.outPNG)}
 	}
 	if len(f.classes) > 0 {
 		classes := make([]int, len(f.classes))
@@ -164,8 +170,8 @@ func (f *camFlags) batch(m models.Model) (*tensors.Tensor, []image.Image, error)
 	return x, pictures, err
 }
 
-// writeNPY writes the normalised maps, or with raw the ReLU'd layer-resolution ones.
-func writeNPY(path string, res *gradcam.Result, raw, keepK bool) error {
+// stageNPY stages the normalised maps, or with raw the ReLU'd layer-resolution ones.
+func stageNPY(out *atomicfile.Set, path string, res *gradcam.Result, raw, keepK bool) error {
 	values, h, w := res.Normalized, res.Height, res.Width
 	if raw {
 		l := res.Raw[0]
@@ -174,10 +180,11 @@ func writeNPY(path string, res *gradcam.Result, raw, keepK bool) error {
 			values[i] = max(v, 0)
 		}
 	}
+	shape := []int{res.N, h, w}
 	if keepK {
-		return npy.WriteFloat32(path, values, res.N, res.K, h, w)
+		shape = []int{res.N, res.K, h, w}
 	}
-	return npy.WriteFloat32(path, values, res.N, h, w)
+	return out.Write(path, func(dst io.Writer) error { return npy.Encode(dst, values, shape...) })
 }
 
 // overlays draws each image's first map over its picture; a batch becomes one row per image.
@@ -255,7 +262,12 @@ func compareAll(r *models.Runner, f camFlags, x *tensors.Tensor, pictures []imag
 	if err != nil {
 		return err
 	}
-	if err := display.SavePNG(f.outPNG, png); err != nil {
+	out := stageOutputs()
+	defer out.Discard()
+	if err := stagePNG(out, f.outPNG, png); err != nil {
+		return err
+	}
+	if err := out.Commit(); err != nil {
 		return err
 	}
 	printPredictions(stdout, results[0], labels)

@@ -19,15 +19,20 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return usageError{errors.New("--out DIR is required")}
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	if err := os.MkdirAll(*out, 0o777); err != nil {
 		return err
 	}
 	b, err := openBackend(stderr)
 	if err != nil {
 		return err
 	}
-	page, err := demo.Write(*out, b, func(title string) { fmt.Fprintln(stderr, "done:", title) })
+	files := stageOutputs()
+	defer files.Discard()
+	page, err := demo.Write(files, *out, b, func(title string) { fmt.Fprintln(stderr, "done:", title) })
 	if err != nil {
+		return err
+	}
+	if err := files.Commit(); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", page)

@@ -127,18 +127,16 @@ func (f *featuresFlags) check() (display.Colormap, error) {
 	return cmap, nil
 }
 
-// writeFeatures renders every grid page and stats.json into a staging
-// directory inside --out, then moves them into place, so that an error leaves
-// no partial output. It returns the names of the files written.
+// writeFeatures renders every grid page and stats.json into --out, staged
+// and committed together, so that an error leaves no partial output and the
+// previous run's files as they were. It returns the names of the files
+// written.
 func writeFeatures(f featuresFlags, cmap display.Colormap, acts *featuremaps.Activations) (files []string, err error) {
-	if err := os.MkdirAll(f.out, 0o755); err != nil {
+	if err := os.MkdirAll(f.out, 0o777); err != nil {
 		return nil, fmt.Errorf("--out: %w", err)
 	}
-	stage, err := os.MkdirTemp(f.out, ".convlens-features-*")
-	if err != nil {
-		return nil, fmt.Errorf("--out: %w", err)
-	}
-	defer os.RemoveAll(stage)
+	out := stageOutputs()
+	defer out.Discard()
 
 	digits := len(fmt.Sprint(len(acts.Maps) - 1))
 	var stats []layerStats
@@ -164,7 +162,7 @@ func writeFeatures(f featuresFlags, cmap display.Colormap, acts *featuremaps.Act
 			if pages > 1 {
 				name = fmt.Sprintf("%s_p%d.png", base, p+1)
 			}
-			if err := display.SavePNG(filepath.Join(stage, name), img); err != nil {
+			if err := stagePNG(out, filepath.Join(f.out, name), img); err != nil {
 				return nil, err
 			}
 			files = append(files, name)
@@ -180,22 +178,12 @@ func writeFeatures(f featuresFlags, cmap display.Colormap, acts *featuremaps.Act
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(stage, "stats.json"), append(js, '\n'), 0o644); err != nil {
-		return nil, fmt.Errorf("--out: %w", err)
+	if err := stageText(out, filepath.Join(f.out, "stats.json"), string(js)+"\n"); err != nil {
+		return nil, err
 	}
 	files = append(files, "stats.json")
-
-	// Move everything into place; on failure take back what was moved.
-	var moved []string
-	for _, name := range files {
-		dst := filepath.Join(f.out, name)
-		if err := os.Rename(filepath.Join(stage, name), dst); err != nil {
-			for _, m := range moved {
-				os.Remove(m)
-			}
-			return nil, fmt.Errorf("--out: %w", err)
-		}
-		moved = append(moved, dst)
+	if err := out.Commit(); err != nil {
+		return nil, err
 	}
 	return files, nil
 }

@@ -11,8 +11,10 @@
 //	             [--out-npy cam.npy] [--out-png overlay.png]
 //
 // Run `convlens help` or `convlens COMMAND -h` for details. Errors are one
-// line on stderr and a non-zero exit status; no output file is left
-// half-written.
+// line on stderr and a non-zero exit status. A command's outputs are written
+// together at its end or not at all: on an error, SIGINT or SIGTERM, no
+// output is half-written, no existing one is replaced and no temporary file
+// is left.
 package main
 
 import (
@@ -49,6 +51,7 @@ var commands = []command{
 type usageError struct{ error }
 
 func main() {
+	discardOnSignal()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -107,7 +107,16 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		}
 		pages[n] = page
 	}
-	if err := display.Report(info, pages...).Save(f.out); err != nil {
+	page, err := display.Report(info, pages...).HTML()
+	if err != nil {
+		return err
+	}
+	out := stageOutputs()
+	defer out.Discard()
+	if err := stageText(out, f.out, page); err != nil {
+		return err
+	}
+	if err := out.Commit(); err != nil {
 		return err
 	}
 	printPredictions(stdout, res, m.Labels())

@@ -1,17 +1,20 @@
-// Package npy reads and writes float32 NumPy arrays of any rank through
-// github.com/sbinet/npyio, with the checks and messages the command line needs.
+// Package npy reads and writes float32 NumPy arrays of any rank, with the
+// checks and messages the command line needs. It reads the format itself,
+// trusting no size in a file before checking it against the bytes present;
+// it writes through github.com/sbinet/npyio.
 package npy
 
 import (
-	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
-	"path/filepath"
 	"reflect"
 	"unsafe"
 
+	"github.com/convlens/convlens/internal/atomicfile"
 	"github.com/sbinet/npyio"
 )
 
@@ -29,74 +32,114 @@ func ReadFloat32(path string) (data []float32, shape []int, err error) {
 	return data, shape, nil
 }
 
-// Decode reads a C-ordered float32 .npy array and its shape.
+// maxHeaderLen is the longest header NumPy itself loads (numpy.load's
+// max_header_size).
+const maxHeaderLen = 10000
+
+// Decode reads a C-ordered float32 .npy array and its shape. Every size in
+// the header is checked against the bytes present before anything is
+// allocated for it.
 func Decode(r io.Reader) (data []float32, shape []int, err error) {
-	// npyio panics on some malformed headers (a missing 'shape' key, say).
-	defer func() {
-		if p := recover(); p != nil {
-			data, shape, err = nil, nil, fmt.Errorf("not a readable .npy array: malformed header (%v)", p)
-		}
-	}()
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return nil, nil, err
 	}
-	br := bytes.NewReader(raw)
-	nr, err := npyio.NewReader(br)
+	header, body, err := splitHeader(raw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("not a readable .npy array: %w", err)
 	}
-	d := nr.Header.Descr
-	if d.Type != "<f4" {
-		return nil, nil, fmt.Errorf("dtype is %s; convlens takes float32 (<f4): convert with x.astype(numpy.float32)", d.Type)
+	h, err := parseHeader(header)
+	if err != nil {
+		return nil, nil, fmt.Errorf("not a readable .npy array: malformed header: %w", err)
 	}
-	if d.Fortran {
+	if h.descr != "<f4" {
+		return nil, nil, fmt.Errorf("dtype is %s; convlens takes float32 (<f4): convert with x.astype(numpy.float32)", h.descr)
+	}
+	if h.fortran {
 		return nil, nil, errors.New("array is Fortran-ordered; save a C-ordered one (numpy.ascontiguousarray)")
 	}
-	n := 1
-	for _, s := range d.Shape {
-		n *= s
+	n, err := count(h.shape)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the .npy array's shape %v: %w", h.shape, err)
 	}
-	// npyio does not notice a short or long body, so check its size here.
-	if br.Len() != 4*n {
-		return nil, nil, fmt.Errorf("the .npy array's shape %v needs %d bytes of data, the file has %d", d.Shape, 4*n, br.Len())
+	if len(body) != 4*n { // count keeps 4·n within an int.
+		return nil, nil, fmt.Errorf("the .npy array's shape %v needs %d values (4 bytes each), the file has %d bytes of data", h.shape, n, len(body))
 	}
-	if err := nr.Read(&data); err != nil {
-		return nil, nil, fmt.Errorf("reading .npy data: %w", err)
+	data = make([]float32, n)
+	for i := range data {
+		data[i] = math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
 	}
-	return data, d.Shape, nil
+	return data, h.shape, nil
 }
 
-// WriteFloat32 writes data as a C-ordered float32 array of the given shape.
-// It writes a temporary file beside path and renames it, so a failure leaves
-// no half-written file.
+// splitHeader checks the magic string and version and splits a .npy file
+// into its header text and its data.
+func splitHeader(raw []byte) (header, body []byte, err error) {
+	const magic = "\x93NUMPY"
+	if len(raw) < len(magic)+2 || string(raw[:len(magic)]) != magic {
+		return nil, nil, errors.New("no NumPy magic string at the start")
+	}
+	var n, start int
+	switch major, minor := raw[6], raw[7]; {
+	case major == 1 && minor == 0 && len(raw) >= 10:
+		n, start = int(binary.LittleEndian.Uint16(raw[8:])), 10
+	case (major == 2 || major == 3) && minor == 0 && len(raw) >= 12:
+		n, start = int(binary.LittleEndian.Uint32(raw[8:])), 12
+	case major <= 3 && minor == 0:
+		return nil, nil, errors.New("the file ends inside its header length")
+	default:
+		return nil, nil, fmt.Errorf("format version %d.%d; NumPy writes 1.0, 2.0 and 3.0", major, minor)
+	}
+	switch {
+	case n > len(raw)-start:
+		return nil, nil, fmt.Errorf("the header is %d bytes long, the file has %d after its length", n, len(raw)-start)
+	case n > maxHeaderLen:
+		return nil, nil, fmt.Errorf("the header is %d bytes long, more than the %d NumPy loads", n, maxHeaderLen)
+	}
+	return raw[start : start+n], raw[start+n:], nil
+}
+
+// count is the number of values an array of this shape holds. Like NumPy,
+// it refuses a shape whose non-zero dimensions multiply past what memory
+// can address, even if another dimension is 0: strides would overflow.
+func count(shape []int) (int, error) {
+	n, zero := 1, false
+	for _, d := range shape {
+		switch {
+		case d < 0:
+			return 0, fmt.Errorf("dimension %d is negative", d)
+		case d == 0:
+			zero = true
+		case n > math.MaxInt/4/d:
+			return 0, errors.New("its dimensions multiply past what memory can address")
+		default:
+			n *= d
+		}
+	}
+	if zero {
+		return 0, nil
+	}
+	return n, nil
+}
+
+// WriteFloat32 writes data as a C-ordered float32 array of the given shape,
+// atomically (see package atomicfile).
 func WriteFloat32(path string, data []float32, shape ...int) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".convlens-*.npy")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	err = Encode(tmp, data, shape...)
-	err = errors.Join(err, tmp.Close(), os.Chmod(tmp.Name(), 0o644)) // CreateTemp makes it 0600.
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, func(w io.Writer) error { return Encode(w, data, shape...) })
 }
 
 // Encode writes data as a C-ordered float32 .npy array of the given shape.
 func Encode(w io.Writer, data []float32, shape ...int) error {
-	n := 1
-	t := reflect.TypeFor[float32]()
-	for i := len(shape) - 1; i >= 0; i-- {
-		n *= shape[i]
-		t = reflect.ArrayOf(shape[i], t)
+	n, err := count(shape)
+	if err != nil {
+		return fmt.Errorf("shape %v: %w", shape, err)
 	}
 	if n != len(data) {
 		return fmt.Errorf("shape %v needs %d values, got %d", shape, n, len(data))
+	}
+	t := reflect.TypeFor[float32]()
+	for i := len(shape) - 1; i >= 0; i-- {
+		t = reflect.ArrayOf(shape[i], t)
 	}
 	// A Go array of arrays is contiguous, so the flat data fills it directly;
 	// npyio then writes it with its shape.

@@ -190,7 +190,7 @@ func TestMNISTCorruptWeights(t *testing.T) {
 		corrupt func(fstest.MapFS)
 		want    []string
 	}{
-		{"truncated", func(f fstest.MapFS) { f[file].Data = f[file].Data[:len(f[file].Data)-7] }, []string{file, "needs 18432 bytes of data, the file has 18425"}},
+		{"truncated", func(f fstest.MapFS) { f[file].Data = f[file].Data[:len(f[file].Data)-7] }, []string{file, "needs 4608 values (4 bytes each), the file has 18425 bytes"}},
 		{"trailing", func(f fstest.MapFS) { f[file].Data = append(slices.Clone(f[file].Data), 0) }, []string{file, "the file has 18433"}},
 		{"not npy", func(f fstest.MapFS) { f[file].Data = []byte("PK\x03\x04 a zip file") }, []string{file, "not a readable .npy array"}},
 		{"empty", func(f fstest.MapFS) { f[file].Data = nil }, []string{file, "not a readable .npy array"}},
@@ -198,7 +198,7 @@ func TestMNISTCorruptWeights(t *testing.T) {
 		{"float64", func(f fstest.MapFS) { f[file].Data = bytes.Replace(f[file].Data, []byte("'<f4'"), []byte("'<f8'"), 1) }, []string{file, "dtype is <f8"}},
 		{"fortran", func(f fstest.MapFS) {
 			f[file].Data = bytes.Replace(f[file].Data, []byte("False"), []byte("True "), 1)
-		}, []string{file, "fortran_order"}},
+		}, []string{file, "Fortran-ordered"}},
 		{"garbled header", func(f fstest.MapFS) {
 			f[file].Data = bytes.Replace(f[file].Data, []byte("'shape'"), []byte("'shope'"), 1)
 		}, []string{file, "not a readable .npy array"}},

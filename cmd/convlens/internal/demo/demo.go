@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"html/template"
 	"image"
+	"image/png"
+	"io"
 	"path/filepath"
 	"strings"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/convlens/convlens/display"
 	"github.com/convlens/convlens/featuremaps"
 	"github.com/convlens/convlens/gradcam"
+	"github.com/convlens/convlens/internal/atomicfile"
 	"github.com/convlens/convlens/models"
 	"github.com/convlens/convlens/models/embedded"
 	"github.com/gomlx/compute"
@@ -36,14 +39,15 @@ type Picture struct {
 	File, Caption string
 }
 
-// writer renders pictures into the output folder.
+// writer renders pictures into the output folder, staged in out.
 type writer struct {
+	out     *atomicfile.Set
 	dir     string
 	backend compute.Backend
 }
 
 func (w *writer) png(name string, img image.Image) (string, error) {
-	if err := display.SavePNG(filepath.Join(w.dir, name), img); err != nil {
+	if err := w.out.Write(filepath.Join(w.dir, name), func(f io.Writer) error { return png.Encode(f, img) }); err != nil {
 		return "", err
 	}
 	return name, nil
@@ -58,11 +62,12 @@ var sections = []func(w *writer) (Section, error){
 	lesionsShortcut,
 }
 
-// Write renders every section into dir (created if missing) and the page
-// that shows them, index.html, whose path it returns. progress, if not nil,
-// hears the title of each section as it starts.
-func Write(dir string, b compute.Backend, progress func(string)) (string, error) {
-	w := &writer{dir: dir, backend: b}
+// Write renders every section and the page that shows them, index.html,
+// whose path it returns, into dir, which must exist. It stages the files in
+// out; the caller commits them. progress, if not nil, hears the title of
+// each section as it starts.
+func Write(out *atomicfile.Set, dir string, b compute.Backend, progress func(string)) (string, error) {
+	w := &writer{out: out, dir: dir, backend: b}
 	var done []Section
 	for _, section := range sections {
 		s, err := section(w)
@@ -79,7 +84,10 @@ func Write(dir string, b compute.Backend, progress func(string)) (string, error)
 		return "", err
 	}
 	path := filepath.Join(dir, "index.html")
-	return path, display.SaveHTML(path, page.String())
+	return path, out.Write(path, func(f io.Writer) error {
+		_, err := io.WriteString(f, page.String())
+		return err
+	})
 }
 
 var pageTemplate = template.Must(template.New("demo").Parse(`<!DOCTYPE html>
