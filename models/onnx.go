@@ -66,15 +66,20 @@ func ParseONNX(path string, contents []byte) (*ONNX, error) {
 	if contents, err = externalizeWeights(contents, nodes); err != nil {
 		return nil, fmt.Errorf("reading weights: %w", err)
 	}
+	// The weights are external now, so decoding the whole model is cheap.
+	var pb protos.ModelProto
+	if err := proto.Unmarshal(contents, &pb); err != nil {
+		return nil, errors.New("not a readable ONNX file (corrupt or not ONNX); re-export it with torch.onnx.export")
+	}
+	if err := validateGraph(pb.GetGraph(), filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("invalid ONNX model: %w", err)
+	}
 	var fixed compatResult
 	if needsCompat(contents, nodes) { // See onnx_compat.go.
-		if fixed, err = compatRewrite(contents); err != nil {
+		if fixed, err = compatRewrite(&pb); err != nil {
 			return nil, err
 		}
-		contents = fixed.contents
-		if nodes, err = graphNodes(contents); err != nil {
-			return nil, fmt.Errorf("decoding the rewritten graph: %w", err)
-		}
+		contents, nodes = fixed.contents, pb.GetGraph().GetNode()
 	}
 	om, err := parser.Parse(contents)
 	if err != nil {

@@ -24,6 +24,11 @@ import (
 //     to another (ConvNeXt at opset 17 has 108).
 //   - Trailing empty input names, ONNX's way to omit an optional input
 //     (Swin's Pad has one), are dropped, as if they were never written.
+//   - Pad (opset < 11), Clip (< 11) and Slice (< 10) with their arguments as
+//     attributes get them as constant inputs, the later form, which alone
+//     onnx-gomlx reads: it fails on Pad ("index out of range", DenseNet and
+//     Inception at opset 9) and silently drops Clip's bounds (MobileNetV2's
+//     ReLU6 became the identity at opsets 7 and 9).
 //   - A Slice that reverses a whole axis (step -1 from the end to torch's
 //     "-INT64_MAX"), which torch writes for every F.pad, becomes a Gather:
 //     onnx-gomlx clamps that end to -1, GoMLX reads -1 as the last index,
@@ -45,6 +50,9 @@ func needsCompat(contents []byte, nodes []*protos.NodeProto) bool {
 	consts := constants(nodes)
 	for _, n := range nodes {
 		if _, ok := reversesAxis(n, consts); ok {
+			return true
+		}
+		if _, ok := argumentInputs(n); ok {
 			return true
 		}
 		if in := n.GetInput(); len(in) > 0 && in[len(in)-1] == "" {
@@ -97,16 +105,9 @@ type compatResult struct {
 	batch    int      // The batch size the file fixed, made dynamic; 0 if none.
 }
 
-// compatRewrite returns contents with the rewrites above applied.
-func compatRewrite(contents []byte) (compatResult, error) {
-	var pb protos.ModelProto
-	if err := proto.Unmarshal(contents, &pb); err != nil {
-		return compatResult{}, fmt.Errorf("decoding ONNX: %w", err)
-	}
+// compatRewrite applies the rewrites above to pb and encodes it.
+func compatRewrite(pb *protos.ModelProto) (compatResult, error) {
 	g := pb.GetGraph()
-	if g == nil {
-		return compatResult{}, fmt.Errorf("decoding ONNX: no graph")
-	}
 	var notes []string
 	note := func(n int, format string) {
 		if n > 0 {
@@ -121,6 +122,7 @@ func compatRewrite(contents []byte) (compatResult, error) {
 	note(dropouts, "%d Dropout nodes are the identity (inference)")
 	note(foldIdentities(g), "%d Identity nodes folded into their input")
 	note(trimOmittedInputs(g), "%d nodes had trailing omitted (empty) inputs dropped")
+	note(attrsToInputs(g), "%d Pad, Clip or Slice nodes of opsets before 10/11 given their attributes as inputs")
 	note(reverseSlicesToGather(g), "%d axis-reversing Slice nodes (F.pad's) rewritten as Gather")
 	var moments, ceils int
 	for _, n := range g.GetNode() {
@@ -149,7 +151,7 @@ func compatRewrite(contents []byte) (compatResult, error) {
 			dim.Value = &protos.TensorShapeProto_Dimension_DimParam{DimParam: "N"}
 		}
 	}
-	out, err := proto.Marshal(&pb)
+	out, err := proto.Marshal(pb)
 	if err != nil {
 		return compatResult{}, fmt.Errorf("re-encoding ONNX: %w", err)
 	}
@@ -301,6 +303,84 @@ func trimOmittedInputs(g *protos.GraphProto) int {
 		}
 	}
 	return count
+}
+
+// attrsToInputs moves the arguments that Pad-2, Clip-6 and Slice-1 take as
+// attributes to constant inputs, as Pad-11, Clip-11 and Slice-10 take them.
+func attrsToInputs(g *protos.GraphProto) int {
+	var out []*protos.NodeProto
+	count := 0
+	for _, n := range g.GetNode() {
+		consts, ok := argumentInputs(n)
+		if !ok {
+			out = append(out, n)
+			continue
+		}
+		inputs := n.Input[:1]
+		for i, t := range consts {
+			name := fmt.Sprintf("%s/convlens_arg_%d", nodeLabel(n), i)
+			t.Name = ""
+			out = append(out, &protos.NodeProto{OpType: "Constant", Output: []string{name},
+				Attribute: []*protos.AttributeProto{{Name: "value", Type: protos.AttributeProto_TENSOR, T: t}}})
+			inputs = append(inputs, name)
+		}
+		n.Input = inputs
+		n.Attribute = slices.DeleteFunc(n.Attribute, func(a *protos.AttributeProto) bool {
+			switch a.GetName() {
+			case "pads", "value", "min", "max", "starts", "ends", "axes":
+				return true
+			}
+			return false
+		})
+		out = append(out, n)
+		count++
+	}
+	g.Node = out
+	return count
+}
+
+// argumentInputs returns, for a node of the attribute form attrsToInputs
+// rewrites, the constant tensors of its inputs after the first.
+func argumentInputs(n *protos.NodeProto) ([]*protos.TensorProto, bool) {
+	ints := func(v []int64) *protos.TensorProto {
+		return &protos.TensorProto{DataType: int32(protos.TensorProto_INT64), Dims: []int64{int64(len(v))}, Int64Data: v}
+	}
+	float := func(v float32) *protos.TensorProto {
+		return &protos.TensorProto{DataType: int32(protos.TensorProto_FLOAT), FloatData: []float32{v}}
+	}
+	floatAttr := func(name string, def float32) float32 {
+		if a := findAttr(n, name); a != nil {
+			return a.GetF()
+		}
+		return def
+	}
+	if len(n.GetInput()) != 1 || n.GetDomain() != "" && n.GetDomain() != "ai.onnx" {
+		return nil, false
+	}
+	switch n.GetOpType() {
+	case "Pad":
+		if pads := findAttr(n, "pads"); pads != nil {
+			return []*protos.TensorProto{ints(pads.GetInts()), float(floatAttr("value", 0))}, true
+		}
+	case "Clip":
+		if findAttr(n, "min") == nil && findAttr(n, "max") == nil {
+			return nil, false
+		}
+		return []*protos.TensorProto{float(floatAttr("min", -math.MaxFloat32)), float(floatAttr("max", math.MaxFloat32))}, true
+	case "Slice":
+		starts, ends := findAttr(n, "starts"), findAttr(n, "ends")
+		if starts == nil || ends == nil {
+			return nil, false
+		}
+		axes := intsAttr(n, "axes")
+		if axes == nil {
+			for i := range starts.GetInts() {
+				axes = append(axes, int64(i))
+			}
+		}
+		return []*protos.TensorProto{ints(starts.GetInts()), ints(ends.GetInts()), ints(axes)}, true
+	}
+	return nil, false
 }
 
 // reverseSlicesToGather rewrites each Slice that reverses a whole axis

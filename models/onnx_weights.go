@@ -157,15 +157,18 @@ func (r *selfReader) ReadInto(info onnx.ExternalDataInfo, out []byte) error {
 	return nil
 }
 
-// readFile reads external data from its file, which must lie in r.dir.
+// readFile reads external data from its file, which must lie in r.dir:
+// opened through os.Root, so neither ".." nor a symbolic link leaves it.
 func (r *selfReader) readFile(info onnx.ExternalDataInfo, out []byte) error {
-	if !filepath.IsLocal(info.Location) {
-		return fmt.Errorf("external data file %q is not inside the model's folder %s", info.Location, r.dir)
-	}
-	path := filepath.Join(r.dir, info.Location)
-	f, err := os.Open(path)
+	root, err := os.OpenRoot(r.dir)
 	if err != nil {
-		return fmt.Errorf("reading the model's external data: %w", err)
+		return fmt.Errorf("opening the model's folder for its external data: %w", err)
+	}
+	defer root.Close()
+	path := filepath.Join(r.dir, info.Location)
+	f, err := root.Open(info.Location)
+	if err != nil {
+		return fmt.Errorf("reading the model's external data (it must be inside the model's folder %s): %w", r.dir, err)
 	}
 	defer f.Close()
 	if _, err := f.ReadAt(out, info.Offset); err != nil {

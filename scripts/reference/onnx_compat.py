@@ -25,6 +25,9 @@ sum_k (k+1)*logits[k] with respect to the input):
       in ConvNeXt at opset 17; the fused LayerNormalization's gradient reaches them.
   pad_omitted: F.pad, whose Pad node torch writes with its omitted
       constant_value as a trailing empty input name (as in swin_t).
+  attrs_op9: ReLU6, F.pad and a slice at opset 9, where Clip, Pad and
+      Slice take their arguments as attributes (ReLU6 as in MobileNetV2, a
+      Pad as in DenseNet and Inception at opsets 7 and 9).
   fixed_flatten, fixed_reshape: every case is exported at batch 1 without
       dynamic axes, so the input fixes the batch at 1; these two give a
       batch of 2 images, through torch.flatten (the graph takes any batch) and
@@ -97,6 +100,17 @@ class Padded(nn.Module):
 
     def forward(self, x):
         return self.fc(torch.flatten(self.conv(nn.functional.pad(x, (0, 1, 0, 1))), 1))
+
+
+class Attrs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3)
+        self.fc = nn.Linear(6 * 13 * 12, 5)
+
+    def forward(self, x):
+        x = nn.functional.relu6(self.conv(nn.functional.pad(x, (0, 1, 0, 1))) * 4)
+        return self.fc(torch.flatten(x[:, :, :, 1:], 1))
 
 
 class Reshaped(Small):
@@ -177,6 +191,11 @@ assert any(n.op_type == "Identity" for n in onnx.load(os.path.join(out, "identit
 torch.manual_seed(5)
 path = export("pad_omitted", Padded(), 14, opset_version=13)
 assert next(n for n in onnx.load(path).graph.node if n.op_type == "Pad").input[-1] == ""
+
+torch.manual_seed(7)
+path = export("attrs_op9", Attrs(), 14, opset_version=9)
+ops = {n.op_type: n for n in onnx.load(path).graph.node}
+assert all(any(a.name == name for a in ops[op].attribute) for op, name in (("Clip", "max"), ("Pad", "pads"), ("Slice", "starts")))
 
 torch.manual_seed(6)
 fixed = Small()
