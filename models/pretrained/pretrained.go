@@ -1,9 +1,14 @@
 // Package pretrained knows the well-known ImageNet CNNs convlens can
-// download (their address, size, SHA-256, preprocessing and labels) and
-// fetches them once into a local cache: atomically, verified against the
-// hash before anything is parsed, with progress reported to the caller. It
-// reads and writes only its cache directory ($CONVLENS_CACHE, or the user's
-// cache folder) and the network address of the model asked for.
+// download from the ONNX model zoo (their addresses, size, SHA-256,
+// preprocessing and labels) and fetches them once into a local cache:
+// atomically, verified against the hash before anything is parsed, trying
+// each published address of a file in turn, with progress reported to the
+// caller. It reads and writes only its cache directory ($CONVLENS_CACHE, or
+// the user's cache folder) and the network addresses of the model asked for.
+//
+// The catalogue names each file as the zoo does ("vgg16-12",
+// "resnet50-v1-7"); the short names "vgg16", "resnet50" and "resnet18" stand
+// for the newest opset of each network the zoo publishes (see [Lookup]).
 package pretrained
 
 import (
@@ -32,11 +37,16 @@ import (
 // Spec describes a well-known pretrained CNN that convlens can
 // download: where from, what it must hash to, and how to feed it.
 type Spec struct {
+	// Name is the model's catalogue name ("vgg16-12"); the cached file and the
+	// loaded model are named after it.
 	Name string
 	// URL of the models.ONNX file, or of a .tar.gz archive holding one (Archive).
-	URL     string
+	URL string
+	// Mirrors are other addresses of the very same file (same SHA256 and
+	// Size), tried in order when URL, or the mirror before, fails.
+	Mirrors []string
 	Archive bool
-	// SHA256 and Size of what URL serves.
+	// SHA256 and Size of what URL and Mirrors serve.
 	SHA256 string
 	Size   int64
 	// Normalization of its input ([models.ImageNet] for all the models listed here).
@@ -52,39 +62,80 @@ var imagenetLabels string
 // torchvision lists them).
 func ImageNetLabels() []string { return strings.Split(strings.TrimSpace(imagenetLabels), "\n") }
 
-// pretrained lists the models [Pretrained] knows, from the models.ONNX model zoo;
-// the checksums are those of the zoo's Git LFS objects.
-var catalog = map[string]Spec{
-	"vgg16": {
-		Name: "vgg16", Archive: true, Size: 512679010,
-		URL:    "https://github.com/onnx/models/raw/main/validated/vision/classification/vgg/model/vgg16-7.tar.gz",
-		SHA256: "586413f9108e2316ebf80c3aa484d55f995d693b153e4c90742750519a9e27be",
-	},
-	"resnet50": {
-		Name: "resnet50", Archive: true, Size: 95435189,
-		URL:    "https://github.com/onnx/models/raw/main/validated/vision/classification/resnet/model/resnet50-v1-7.tar.gz",
-		SHA256: "898a9183256e884ae06fb1c11869386eccd38393ab41d9339909e974519a9feb",
-	},
-	"resnet18": {
-		Name: "resnet18", Size: 46806737,
-		URL:    "https://github.com/onnx/models/raw/main/validated/vision/classification/resnet/model/resnet18-v2-7.onnx",
-		SHA256: "3b4d048057854022232aa20bf68262e31718ab7119a17f920b8a2dc1433f824b",
-	},
+// Where the ONNX model zoo's files are published. GitHub serves them from
+// Git LFS: github.com/…/raw/ redirects to media.githubusercontent.com, which
+// is also listed on its own in case the redirect is what fails. The
+// onnxmodelzoo organisation on Hugging Face holds the same bare .onnx files
+// (not the .tar.gz archives), one repository per file.
+const (
+	zooGitHub = "https://github.com/onnx/models/raw/main/validated/vision/classification/"
+	zooLFS    = "https://media.githubusercontent.com/media/onnx/models/main/validated/vision/classification/"
+	zooHF     = "https://huggingface.co/onnxmodelzoo/"
+)
+
+// zooFile is the Spec of the zoo file dir/file, for example
+// "vgg/model/vgg16-12.onnx", with the SHA-256 and size of its Git LFS pointer.
+func zooFile(dir, file string, size int64, sha string) Spec {
+	s := Spec{
+		Name: strings.TrimSuffix(strings.TrimSuffix(file, ".onnx"), ".tar.gz"), Archive: strings.HasSuffix(file, ".tar.gz"),
+		URL: zooGitHub + dir + file, Mirrors: []string{zooLFS + dir + file}, SHA256: sha, Size: size,
+	}
+	if !s.Archive {
+		s.Mirrors = append(s.Mirrors, zooHF+s.Name+"/resolve/main/"+file)
+	}
+	return s
 }
 
-// Names lists the models [Pretrained] can download.
-func Names() []string { return slices.Sorted(maps.Keys(catalog)) }
+// catalog lists the models [Load] knows, from the ONNX model zoo
+// (github.com/onnx/models); each SHA-256 and size is the oid and size of the
+// file's Git LFS pointer under validated/vision/classification/.
+var catalog = func() map[string]Spec {
+	c := map[string]Spec{}
+	for _, s := range []Spec{
+		// Opset 12, the newest the zoo has of these networks.
+		zooFile("vgg/model/", "vgg16-12.onnx", 553437752, "722c42f53ca03a5480296bf8f9c85a151de3eed9ec982d7d2302ff6e2900c67b"),
+		zooFile("resnet/model/", "resnet50-v1-12.onnx", 102576593, "3f03fdef724b22947eed826f1eef1dc5c34151bb4c37d634f1db89dfa2dd1526"),
+		// Opset 7, the MXNet exports; the zoo has ResNet-18 at no later opset.
+		zooFile("vgg/model/", "vgg16-7.tar.gz", 512679010, "586413f9108e2316ebf80c3aa484d55f995d693b153e4c90742750519a9e27be"),
+		zooFile("resnet/model/", "resnet50-v1-7.tar.gz", 95435189, "898a9183256e884ae06fb1c11869386eccd38393ab41d9339909e974519a9feb"),
+		zooFile("resnet/model/", "resnet18-v2-7.onnx", 46806737, "3b4d048057854022232aa20bf68262e31718ab7119a17f920b8a2dc1433f824b"),
+	} {
+		c[s.Name] = s
+	}
+	return c
+}()
 
-// Lookup returns the spec of a model [Pretrained] knows.
+// aliases are the short names, each for the newest opset of its network.
+var aliases = map[string]string{
+	"vgg16":    "vgg16-12",
+	"resnet50": "resnet50-v1-12",
+	"resnet18": "resnet18-v2-7",
+}
+
+// Names lists the models [Load] can download: the catalogue's names and
+// the short aliases.
+func Names() []string {
+	names := append(slices.Collect(maps.Keys(catalog)), slices.Collect(maps.Keys(aliases))...)
+	slices.Sort(names)
+	return names
+}
+
+// Lookup returns the spec of a model [Load] knows. A short name returns the
+// spec of the file it stands for, named as that file ("vgg16" gives the
+// spec named "vgg16-12"), so that both names share one cached copy.
 func Lookup(name string) (Spec, bool) {
+	if full, ok := aliases[name]; ok {
+		name = full
+	}
 	s, ok := catalog[name]
 	if ok {
+		s.Mirrors = slices.Clone(s.Mirrors)
 		s.Normalization, s.Labels = models.ImageNet, ImageNetLabels()
 	}
 	return s, ok
 }
 
-// Pretrained returns a well-known models.ImageNet CNN (see [Names]),
+// Load returns a well-known models.ImageNet CNN (see [Names]),
 // downloading it into the cache on first use; see [Downloader].
 func Load(name string) (*models.ONNX, error) { return Downloader{}.Load(name) }
 
@@ -99,6 +150,7 @@ type Downloader struct {
 	// CacheDir overrides the cache directory.
 	CacheDir string
 	// Progress, if set, is called as bytes arrive; total is −1 when unknown.
+	// When an address fails and the next is tried, done starts again from 0.
 	Progress func(name string, done, total int64)
 	// Client overrides the HTTP client.
 	Client *http.Client
@@ -139,6 +191,9 @@ func (d Downloader) LoadSpec(spec Spec) (*models.ONNX, error) {
 
 // Path is where spec's file lives in the cache once fetched.
 func (d Downloader) Path(spec Spec) (string, error) {
+	if len(spec.SHA256) < 12 {
+		return "", fmt.Errorf("%s: no SHA-256 to verify a download against", spec.Name)
+	}
 	dir := d.CacheDir
 	if dir == "" {
 		dir = os.Getenv(CacheEnv)
@@ -160,10 +215,12 @@ func gzExt(url string) string {
 	return ""
 }
 
-// Fetch makes sure spec's file is in the cache and returns its path. The
-// transfer goes to a temporary file that is renamed into place only once its
-// SHA-256 matches, so an interrupted or corrupt download leaves nothing a
-// later run could take for the real file.
+// Fetch makes sure spec's file is in the cache and returns its path. It tries
+// URL, then each mirror in order, until one serves the file. Each transfer
+// goes to a temporary file that is renamed into place only once its SHA-256
+// matches, so an interrupted or corrupt download leaves nothing a later run
+// could take for the real file. When every address fails, the error says
+// what each one did.
 func (d Downloader) Fetch(spec Spec) (string, error) {
 	path, err := d.Path(spec)
 	if err != nil {
@@ -175,18 +232,32 @@ func (d Downloader) Fetch(spec Spec) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", fmt.Errorf("creating the cache: %w", err)
 	}
-	if err := d.download(spec, path); err != nil {
-		return "", fmt.Errorf("downloading %s from %s: %w; if this machine is offline, fetch that URL by hand and save it as %s", spec.Name, spec.URL, err, path)
+	urls := slices.DeleteFunc(append([]string{spec.URL}, spec.Mirrors...), func(u string) bool { return u == "" })
+	if len(urls) == 0 {
+		return "", fmt.Errorf("%s: no address to download it from", spec.Name)
 	}
-	return path, nil
+	var failures []string
+	for _, u := range urls {
+		err := d.download(spec, u, path)
+		if err == nil {
+			return path, nil
+		}
+		failures = append(failures, fmt.Sprintf("from %s: %v", u, err))
+	}
+	fetch := urls[0]
+	if len(urls) > 1 {
+		fetch = "one of " + strings.Join(urls, ", ")
+	}
+	return "", fmt.Errorf("downloading %s: %s; if this machine is offline, fetch %s by hand and save it as %s",
+		spec.Name, strings.Join(failures, "; "), fetch, path)
 }
 
-func (d Downloader) download(spec Spec, path string) error {
+func (d Downloader) download(spec Spec, url, path string) error {
 	client := d.Client
 	if client == nil {
 		client = defaultClient
 	}
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, spec.URL, nil)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
@@ -198,6 +269,11 @@ func (d Downloader) download(spec Spec, path string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("server answered %s", resp.Status)
 	}
+	// A server announcing another length serves another file (an error page,
+	// say): give up before transferring it.
+	if spec.Size > 0 && resp.ContentLength >= 0 && resp.ContentLength != spec.Size {
+		return fmt.Errorf("server announced %d bytes, want %d", resp.ContentLength, spec.Size)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".download-*")
 	if err != nil {
 		return err
@@ -205,6 +281,9 @@ func (d Downloader) download(spec Spec, path string) error {
 	defer os.Remove(tmp.Name()) // A no-op once renamed.
 	h := sha256.New()
 	var body io.Reader = resp.Body
+	if spec.Size > 0 {
+		body = io.LimitReader(body, spec.Size+1) // One byte past the size tells a longer file.
+	}
 	if d.Progress != nil {
 		body = &progressReader{r: body, name: spec.Name, total: resp.ContentLength, report: d.Progress}
 	}
@@ -214,6 +293,9 @@ func (d Downloader) download(spec Spec, path string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("transfer broke off after %d bytes: %w", n, err)
+	}
+	if spec.Size > 0 && n > spec.Size {
+		return fmt.Errorf("got more than the %d bytes expected", spec.Size)
 	}
 	if spec.Size > 0 && n != spec.Size {
 		return fmt.Errorf("got %d bytes, want %d", n, spec.Size)
@@ -263,7 +345,9 @@ func readVerified(path, sha string) ([]byte, error) {
 	return contents, nil
 }
 
-// onnxFromArchive returns the first .onnx file of a .tar.gz archive.
+// onnxFromArchive returns the first .onnx file of a .tar.gz archive. The
+// zoo's archives hold one folder with the model and its test_data_set_*
+// folders of .pb tensors, which are skipped.
 func onnxFromArchive(archive []byte) ([]byte, error) {
 	gz, err := gzip.NewReader(bytes.NewReader(archive))
 	if err != nil {
@@ -279,7 +363,11 @@ func onnxFromArchive(archive []byte) ([]byte, error) {
 			return nil, fmt.Errorf("reading the archive: %w", err)
 		}
 		if h.Typeflag == tar.TypeReg && strings.HasSuffix(h.Name, ".onnx") {
-			return io.ReadAll(tr)
+			contents, err := io.ReadAll(tr)
+			if err != nil {
+				return nil, fmt.Errorf("reading %s from the archive: %w", h.Name, err)
+			}
+			return contents, nil
 		}
 	}
 }

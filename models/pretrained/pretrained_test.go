@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -172,18 +173,144 @@ func TestPretrainedDamagedCacheIsRejected(t *testing.T) {
 }
 
 func TestPretrainedCatalogue(t *testing.T) {
-	for _, name := range []string{"vgg16", "resnet50"} {
+	for _, name := range pretrained.Names() {
 		s, ok := pretrained.Lookup(name)
-		if !ok || len(s.SHA256) != 64 || !strings.HasPrefix(s.URL, "https://") || len(s.Labels) != 1000 {
-			t.Errorf("%s: %+v", name, s)
+		if !ok {
+			t.Errorf("%s is listed but Lookup does not know it", name)
+			continue
 		}
+		if len(s.SHA256) != 64 || strings.Trim(s.SHA256, "0123456789abcdef") != "" || s.Size <= 0 || len(s.Labels) != 1000 {
+			t.Errorf("%s: SHA-256 %q, size %d, %d labels", name, s.SHA256, s.Size, len(s.Labels))
+		}
+		// Every address names the same zoo file, the one the spec is named after.
+		file := path.Base(s.URL)
+		if strings.TrimSuffix(strings.TrimSuffix(file, ".onnx"), ".tar.gz") != s.Name || s.Archive != strings.HasSuffix(file, ".tar.gz") {
+			t.Errorf("%s: spec %q (archive %v) at %s", name, s.Name, s.Archive, s.URL)
+		}
+		if len(s.Mirrors) == 0 {
+			t.Errorf("%s: no mirror", name)
+		}
+		for _, u := range append([]string{s.URL}, s.Mirrors...) {
+			if !strings.HasPrefix(u, "https://") || path.Base(u) != file {
+				t.Errorf("%s: address %s, want https and the file %s", name, u, file)
+			}
+		}
+	}
+	// The short names stand for the newest opset of each network, and share its cache file.
+	d := pretrained.Downloader{CacheDir: t.TempDir()}
+	for short, full := range map[string]string{"vgg16": "vgg16-12", "resnet50": "resnet50-v1-12", "resnet18": "resnet18-v2-7"} {
+		s, ok := pretrained.Lookup(short)
+		f, _ := pretrained.Lookup(full)
+		ps, _ := d.Path(s)
+		pf, _ := d.Path(f)
+		if !ok || s.Name != full || ps != pf {
+			t.Errorf("%s: spec %q cached at %s, want %s's at %s", short, s.Name, ps, full, pf)
+		}
+	}
+	for _, old := range []string{"vgg16-7", "resnet50-v1-7"} {
+		if s, ok := pretrained.Lookup(old); !ok || !s.Archive {
+			t.Errorf("%s: %v, want the zoo's .tar.gz", old, ok)
+		}
+	}
+	// A spec is the caller's to change.
+	s, _ := pretrained.Lookup("vgg16")
+	s.Mirrors[0] = "http://elsewhere"
+	if s, _ := pretrained.Lookup("vgg16"); s.Mirrors[0] == "http://elsewhere" {
+		t.Error("changing a looked-up spec's mirrors changed the catalogue")
 	}
 	labels := pretrained.ImageNetLabels()
 	// Index 281 is "tabby" in every ImageNet class list (torchvision's, Keras').
 	if len(labels) != 1000 || labels[281] != "tabby" {
 		t.Errorf("%d labels, [281] = %q", len(labels), labels[281])
 	}
-	if _, err := (pretrained.Downloader{CacheDir: filepath.Join(t.TempDir())}).Load("alexnet-9000"); err == nil || !strings.Contains(err.Error(), "vgg16") {
+	if _, err := (pretrained.Downloader{CacheDir: filepath.Join(t.TempDir())}).Load("alexnet-9000"); err == nil || !strings.Contains(err.Error(), "vgg16-12") {
 		t.Errorf("unknown name: %v", err)
 	}
+}
+
+// A failing address passes the download on to the next mirror; the error of
+// a download that fails everywhere says what each address did.
+func TestPretrainedDownloadFallsBackToMirrors(t *testing.T) {
+	onnx, err := os.ReadFile(testutil.Testdata("tinycnn", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameLength := bytes.Repeat([]byte("x"), len(onnx))
+	for _, c := range []struct {
+		name  string
+		first func(t *testing.T) (url string, hits *atomic.Int32)
+	}{
+		{"unavailable", func(t *testing.T) (string, *atomic.Int32) {
+			srv, hits := server(t, onnx, http.StatusServiceUnavailable, false)
+			return srv.URL, hits
+		}},
+		{"wrong body of the right length", func(t *testing.T) (string, *atomic.Int32) {
+			srv, hits := server(t, sameLength, http.StatusOK, false)
+			return srv.URL, hits
+		}},
+		{"error page", func(t *testing.T) (string, *atomic.Int32) {
+			srv, hits := server(t, []byte("<html>rate limited</html>"), http.StatusOK, false)
+			return srv.URL, hits
+		}},
+		{"truncated", func(t *testing.T) (string, *atomic.Int32) {
+			srv, hits := server(t, onnx, http.StatusOK, true)
+			return srv.URL, hits
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			first, firstHits := c.first(t)
+			mirror, mirrorHits := server(t, onnx, http.StatusOK, false)
+			var progress int64
+			d := pretrained.Downloader{CacheDir: t.TempDir(), Progress: func(_ string, done, _ int64) { progress = done }}
+			spec := tinySpec(t, first, onnx, false)
+			spec.Mirrors = []string{mirror.URL + "/model"}
+			m, err := d.LoadSpec(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if firstHits.Load() != 1 || mirrorHits.Load() != 1 {
+				t.Errorf("%d requests to the first address and %d to the mirror, want 1 and 1", firstHits.Load(), mirrorHits.Load())
+			}
+			if progress != int64(len(onnx)) || len(m.Layers()) == 0 {
+				t.Errorf("progress ended at %d of %d bytes; %d layers", progress, len(onnx), len(m.Layers()))
+			}
+			if files := cacheFiles(t, d.CacheDir); len(files) != 1 {
+				t.Errorf("cache holds %v, want the model alone", files)
+			}
+		})
+	}
+
+	t.Run("first address answers", func(t *testing.T) {
+		srv, hits := server(t, onnx, http.StatusOK, false)
+		mirror, mirrorHits := server(t, onnx, http.StatusOK, false)
+		spec := tinySpec(t, srv.URL, onnx, false)
+		spec.Mirrors = []string{mirror.URL + "/model"}
+		if _, err := (pretrained.Downloader{CacheDir: t.TempDir()}).LoadSpec(spec); err != nil {
+			t.Fatal(err)
+		}
+		if hits.Load() != 1 || mirrorHits.Load() != 0 {
+			t.Errorf("%d and %d requests, want 1 and none to the mirror", hits.Load(), mirrorHits.Load())
+		}
+	})
+
+	t.Run("every address fails", func(t *testing.T) {
+		down, _ := server(t, onnx, http.StatusServiceUnavailable, false)
+		wrong, _ := server(t, sameLength, http.StatusOK, false)
+		d := pretrained.Downloader{CacheDir: t.TempDir()}
+		spec := tinySpec(t, down.URL, onnx, false)
+		spec.Mirrors = []string{wrong.URL + "/model"}
+		_, err := d.LoadSpec(spec)
+		if err == nil {
+			t.Fatal("no error")
+		}
+		cached, _ := d.Path(spec)
+		for _, want := range []string{spec.URL + ": server answered 503", spec.Mirrors[0] + ": SHA-256", "does not match", cached} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error lacks %q: %v", want, err)
+			}
+		}
+		if files := cacheFiles(t, d.CacheDir); len(files) != 0 {
+			t.Errorf("the failed downloads left %v in the cache", files)
+		}
+	})
 }
