@@ -38,3 +38,8 @@ notebook-test:
 ## the report is also written to bench/results.md. BENCHFLAGS passes flags, e.g. BENCHFLAGS=-quick.
 bench:
 	$(ENV) go run ./bench -out bench/results.md $(BENCHFLAGS)
+
+## coverage: which torchvision models and ONNX opsets convlens explains as PyTorch does; table also in coverage/results.md.
+.PHONY: coverage
+coverage:
+	$(TESTENV) go run ./coverage -out coverage/results.md $(COVERAGEFLAGS)

@@ -87,10 +87,10 @@ CALIB_SEED = 99
 CALIB_PASSES, CALIB_BATCH = 10, 8
 
 
-def make_images(n, gen):
-    low = F.interpolate(torch.randn(n, 3, 7, 7, generator=gen), size=(SIZE, SIZE),
+def make_images(n, gen, size=SIZE):
+    low = F.interpolate(torch.randn(n, 3, 7, 7, generator=gen), size=(size, size),
                         mode="bilinear", align_corners=False)
-    return low + 0.5 * torch.randn(n, 3, SIZE, SIZE, generator=gen)
+    return low + 0.5 * torch.randn(n, 3, size, size, generator=gen)
 
 
 # Explicit forward functions: (model, x) -> (logits, {"early": A1, "last": A2}).
@@ -179,17 +179,25 @@ MODELS = {
 }
 
 
-def export_one(name, out_dir, batch, check):
-    t0 = time.time()
-    fwd, layers = MODELS[name]
+def prepare_model(name, size=SIZE):
+    """The torchvision model NAME with seeded random weights and its BatchNorm
+    statistics re-estimated on size x size images (see the module docstring),
+    in eval mode; returns it and its number of BatchNorm layers."""
     torch.manual_seed(0)
     model = getattr(torchvision.models, name)(weights=None)
     gcal = torch.Generator().manual_seed(CALIB_SEED)
     nbn = sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
     if nbn:
         camref.calibrate_batchnorm(
-            model, lambda i: make_images(CALIB_BATCH, gcal), passes=CALIB_PASSES)
+            model, lambda i: make_images(CALIB_BATCH, gcal, size), passes=CALIB_PASSES)
     model.eval()
+    return model, nbn
+
+
+def export_one(name, out_dir, batch, check):
+    t0 = time.time()
+    fwd, layers = MODELS[name]
+    model, nbn = prepare_model(name)
     t_calib = time.time() - t0
 
     x = make_images(batch, torch.Generator().manual_seed(INPUT_SEED))
