@@ -31,7 +31,8 @@ func (l *listFlag) Set(v string) error {
 
 type camFlags struct {
 	model, input, method, outNPY, outPNG string
-	images, layers, classes              listFlag
+	images, classes                      listFlag
+	layers                               layerFlags
 	top                                  int
 	raw                                  bool
 }
@@ -42,7 +43,7 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.model, "model", "", "model: an .onnx file or a built-in model name")
 	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas for a batch")
 	fs.StringVar(&f.input, "input", "", "preprocessed float32 batch in a .npy file, in the model's layout (e.g. [N,C,H,W]), fed as is")
-	fs.Var(&f.layers, "layer", "layer name(s), comma-separated; several layers are averaged (see `convlens layers`; default: the last layer with spatial axes)")
+	f.layers.register(fs, "several layers are averaged")
 	fs.StringVar(&f.method, "method", "gradcam", "method: "+strings.Join(gradcam.MethodNames(), ", ")+`, or "all" for one panel comparing every method (needs --out-png)`)
 	fs.Var(&f.classes, "class", "class index to explain: one for all images, or one per image (comma-separated)")
 	fs.IntVar(&f.top, "top", 0, "explain each image's K best classes, best first")
@@ -121,7 +122,7 @@ func (f *camFlags) check() (gradcam.Target, error) {
 		return gradcam.Target{}, usageError{fmt.Errorf("--top %d: K must be at least 1", f.top)}
 	case f.raw && f.outNPY == "":
 		return gradcam.Target{}, usageError{errors.New("--raw changes what --out-npy writes; give --out-npy too")}
-	case f.raw && len(f.layers) > 1:
+	case f.raw && len(f.layers.names) > 1:
 		return gradcam.Target{}, usageError{errors.New("--raw writes one layer's maps at its own resolution; give one --layer")}
 	case f.outNPY != "" && f.outPNG != "" && atomicfile.Same(f.outNPY, f.outPNG):
 		return gradcam.Target{}, usageError{fmt.Errorf("--out-npy %s and --out-png %s are the same file; give each output its own path", f.outNPY, f.outPNG)}
@@ -229,13 +230,13 @@ func printPredictions(w io.Writer, res *gradcam.Result, labels []string) {
 // image, one row per method (the image, the map, the overlay), captioned
 // with the method and the class explained (the first target).
 func compareAll(r *models.Runner, f camFlags, x *tensors.Tensor, pictures []image.Image, target gradcam.Target, stdout, stderr io.Writer) error {
-	layers := []string(f.layers)
-	if len(layers) == 0 { // One default for every method, named once.
+	layers := f.layers
+	if len(layers.names) == 0 { // One default for every method, named once.
 		l, err := models.LastSpatialLayer(r.Model())
 		if err != nil {
 			return err
 		}
-		layers = []string{l.Name}
+		layers.names = listFlag{l.Name}
 		noteDefaultLayer(stderr, l.Name)
 	}
 	names := gradcam.MethodNames()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -19,7 +20,8 @@ var metricNames = []string{"deletion", "insertion", "drop", "road", "sanity"}
 
 type evalFlags struct {
 	model, input, method, metric string
-	images, layers, percentiles  listFlag
+	images, percentiles          listFlag
+	layers                       layerFlags
 	class, steps, batch          int
 	seed                         uint64
 	logits, compareRandom        bool
@@ -35,7 +37,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.model, "model", "", "model: an .onnx file or a built-in model name")
 	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas for a batch")
 	fs.StringVar(&f.input, "input", "", "preprocessed float32 batch in a .npy file, in the model's layout, fed as is")
-	fs.Var(&f.layers, "layer", "layer name(s) the method's maps are computed at (see `convlens layers`; default: the last layer with spatial axes)")
+	f.layers.register(fs, "the method's maps are computed there")
 	fs.StringVar(&f.method, "method", "gradcam", "method whose maps are evaluated: "+strings.Join(gradcam.MethodNames(), ", "))
 	fs.StringVar(&f.metric, "metric", "", "metric: "+strings.Join(metricNames, ", "))
 	fs.IntVar(&f.class, "class", -1, "class to explain for every image (default: each image's top class)")
@@ -202,20 +204,40 @@ func printMetric(w io.Writer, ev *metrics.Evaluator, metric, name, score string,
 	return nil
 }
 
+// layerFlags are --layer and --grid, as cam, eval and report take them.
+type layerFlags struct {
+	names listFlag
+	grid  string
+}
+
+func (l *layerFlags) register(fs *flag.FlagSet, several string) {
+	fs.Var(&l.names, "layer", "layer name(s), comma-separated ("+several+"): a node output or a PyTorch module path such as layer4 or features[-1] (see `convlens layers`; default: the last layer with spatial axes)")
+	fs.StringVar(&l.grid, "grid", "", "how the layer's activation reads as a map when its shape does not say: nchw, nhwc, or tokens:HxW+S for a transformer's tokens after S leading ones (default: from the shape)")
+}
+
 // newCAM configures a CAM for the command line, with progress on stderr
 // for the methods that run many forward passes. Without layers the CAM is
-// computed at the last layer with spatial axes, which stderr names.
-func newCAM(r *models.Runner, layers []string, m gradcam.Method, stderr io.Writer) (*gradcam.CAM, error) {
-	cam, err := gradcam.New(r, layers...).Method(m).Progress(func(p gradcam.Progress) {
+// computed at the last layer with spatial axes, which stderr names, as it
+// names the node a module path stands for.
+func newCAM(r *models.Runner, layers layerFlags, m gradcam.Method, stderr io.Writer) (*gradcam.CAM, error) {
+	cam, err := gradcam.New(r, layers.names...).Method(m).Grid(layers.grid).Progress(func(p gradcam.Progress) {
 		fmt.Fprintf(stderr, "\r%s at %s: %d/%d passes", p.Method, p.Layer, p.Done, p.Total)
 		if p.Done == p.Total {
 			fmt.Fprintln(stderr)
 		}
 	}).Done()
-	if err == nil && len(layers) == 0 && len(cam.Layers()) > 0 {
+	if err != nil {
+		return nil, err
+	}
+	if len(layers.names) == 0 && len(cam.Layers()) > 0 {
 		noteDefaultLayer(stderr, cam.Layers()[0])
 	}
-	return cam, err
+	for i, name := range cam.Layers() {
+		if i < len(layers.names) && layers.names[i] != name {
+			fmt.Fprintf(stderr, "convlens: --layer %s is the output of its last node, %s\n", layers.names[i], name)
+		}
+	}
+	return cam, nil
 }
 
 // noteDefaultLayer says on stderr which layer a command chose when no

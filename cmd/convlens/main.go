@@ -137,12 +137,21 @@ func openBackend(stderr io.Writer) (compute.Backend, error) {
 func runLayers(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("layers", stderr)
 	modelName := fs.String("model", "", "model: an .onnx file or a built-in model name")
+	verbose := fs.Bool("v", false, "also say, on stderr, how the file was rewritten while loading (weights listed as inputs, Dropout, ceil-mode pools, a fixed batch...)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	m, err := openModel(*modelName)
 	if err != nil {
 		return err
+	}
+	if r, ok := m.(interface{ Rewrites() []string }); ok && *verbose {
+		if len(r.Rewrites()) == 0 {
+			fmt.Fprintln(stderr, "convlens: loaded as written, no rewrite needed")
+		}
+		for _, line := range r.Rewrites() {
+			fmt.Fprintln(stderr, "convlens: rewritten while loading:", line)
+		}
 	}
 	for _, l := range m.Layers() {
 		fmt.Fprintln(stdout, l)

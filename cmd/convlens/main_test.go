@@ -89,6 +89,22 @@ func TestCamWritesMapsOverlayAndPrediction(t *testing.T) {
 	}
 }
 
+// layers -v says how a file from an old exporter was rewritten to load.
+func TestLayersVerboseNamesRewrites(t *testing.T) {
+	code, _, errOut := convlens(t, "layers", "-v", "--model", testutil.Testdata("zoo", "vgg16-7-lookalike.onnx"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"weights listed as graph inputs", "2 Dropout nodes are the identity", "fixes the batch at 1"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if code, _, errOut := convlens(t, "layers", "-v", "--model", tinyModel); code != 0 || !strings.Contains(errOut, "no rewrite needed") {
+		t.Errorf("tiny model: exit %d, stderr %q; want no rewrite", code, errOut)
+	}
+}
+
 // A layer named as PyTorch users name it, by module path, is the module's
 // output: the maps equal PyTorch's Grad-CAM with target_layers=[model.layer2].
 func TestCamTakesPyTorchModulePaths(t *testing.T) {
@@ -107,7 +123,11 @@ func TestCamTakesPyTorchModulePaths(t *testing.T) {
 			t.Errorf("--layer %s: maps differ from PyTorch's by %.3g", layer, e)
 		}
 	}
-	code, _, errOut := convlens(t, "cam", "--model", tinyModel, "--input", tinyInput, "--layer", "fc")
+	code, _, errOut := convlens(t, "cam", "--model", tinyModel, "--input", tinyInput, "--layer", "layer2", "--grid", "tokens:8x8+1")
+	if code == 0 || !strings.Contains(errOut, "is for tokens [N,T,D]") {
+		t.Errorf("--grid tokens on a conv layer: exit %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = convlens(t, "cam", "--model", tinyModel, "--input", tinyInput, "--layer", "fc")
 	if code == 0 || !strings.Contains(errOut, `"fc (logits)"`) || !strings.Contains(errOut, "no spatial axes") {
 		t.Errorf("--layer fc: exit %d, stderr %q; want the module's node named and refused", code, errOut)
 	}

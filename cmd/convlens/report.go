@@ -23,7 +23,8 @@ import (
 
 type reportFlags struct {
 	model, method, out, class string
-	images, layers            listFlag
+	images                    listFlag
+	layers                    layerFlags
 }
 
 // reportTop is how many classes a report page lists.
@@ -34,7 +35,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	var f reportFlags
 	fs.StringVar(&f.model, "model", "", "model: an .onnx file or a built-in model name")
 	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas: one page per image")
-	fs.Var(&f.layers, "layer", "layer name(s), comma-separated (default: the last layer with spatial axes)")
+	f.layers.register(fs, "several layers are averaged")
 	fs.StringVar(&f.method, "method", "gradcam", "method: "+joinComma(gradcam.MethodNames()))
 	fs.StringVar(&f.class, "class", "", "class index the heat map explains (default: each image's predicted class)")
 	fs.StringVar(&f.out, "out", "", "the report: one self-contained HTML file, one A4 page per image")
@@ -83,7 +84,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	layerNote := ""
-	if len(f.layers) == 0 && len(cam.Layers()) > 0 {
+	if len(f.layers.names) == 0 && len(cam.Layers()) > 0 {
 		layerNote = "chosen automatically: the last layer with spatial axes (no layer was given)"
 	}
 	res, err := cam.Explain(x, target)
