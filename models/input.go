@@ -88,8 +88,11 @@ type Input struct {
 	Layout Layout
 	// Channels is 3 (RGB) or 1 (grey).
 	Channels int
-	// Height and Width of the image the model takes.
+	// Height and Width of the image the model takes: images are resized to
+	// them. When AnySize is set the model takes any size, and these are the
+	// size in use, which [ONNX.SetSize] changes.
 	Height, Width int
+	AnySize       bool
 	// Normalization applied after scaling 8-bit pixels to [0,1].
 	Normalization Normalization
 	// Batch, when > 0, is the only batch size the model's graph computes

@@ -31,7 +31,8 @@ type ONNX struct {
 	labels   []string
 	layers   []Layer
 	rewrites []string
-	chunk    int // When > 0, the graph only takes batches of this size.
+	chunk    int                 // When > 0, the graph only takes batches of this size.
+	nodes    []*protos.NodeProto // The graph's nodes, to list the layers again at another size.
 }
 
 // LoadONNX reads an ONNX classifier with a single image input. Its input name,
@@ -108,6 +109,7 @@ func ParseONNX(path string, contents []byte) (*ONNX, error) {
 	if err := om.VariablesToScope(m.store.RootScope()); err != nil {
 		return nil, fmt.Errorf("reading weights: %w", err)
 	}
+	m.nodes = nodes
 	if m.layers, err = m.inferLayers(nodes); err != nil {
 		return nil, err
 	}
@@ -224,6 +226,10 @@ func baseName(path string) string {
 	return path
 }
 
+// AnySizeDefault is the side of the square images a model that takes any
+// size is given until [ONNX.SetSize] says otherwise: ImageNet's 224.
+const AnySizeDefault = 224
+
 // inputFromShape reads layout and size from an ONNX input shape; dynamic axes are negative.
 func inputFromShape(dims []int) (Input, error) {
 	if len(dims) != 4 {
@@ -236,8 +242,11 @@ func inputFromShape(dims []int) (Input, error) {
 	if in.Channels != 1 && in.Channels != 3 {
 		return Input{}, fmt.Errorf("shape %v has %d channels; convlens takes grey (1) or RGB (3) images", dims, in.Channels)
 	}
-	if in.Height <= 0 || in.Width <= 0 {
-		return Input{}, fmt.Errorf("shape %v has a dynamic height or width; export the model with a fixed image size", dims)
+	switch {
+	case in.Height <= 0 && in.Width <= 0:
+		in.AnySize, in.Height, in.Width = true, AnySizeDefault, AnySizeDefault
+	case in.Height <= 0 || in.Width <= 0:
+		return Input{}, fmt.Errorf("shape %v has a dynamic height or width but not both; export the model with both dynamic or both fixed", dims)
 	}
 	return in, nil
 }
@@ -334,6 +343,31 @@ func (m *ONNX) Checksum() string { return m.checksum }
 
 // Input describes the image tensor the model expects.
 func (m *ONNX) Input() Input { return m.input }
+
+// SetSize sets the image size of a model that takes any size
+// ([Input.AnySize]; AnySizeDefault square until set): images are resized to
+// it, batches must have it, and [ONNX.Layers] gives the shapes at it. A model
+// whose file fixes its size refuses any other.
+func (m *ONNX) SetSize(height, width int) error {
+	in := m.input
+	if height == in.Height && width == in.Width {
+		return nil
+	}
+	if !in.AnySize {
+		return fmt.Errorf("model %s takes %dx%d images only (its file fixes the size); they are resized to it", m.name, in.Width, in.Height)
+	}
+	if height < 1 || width < 1 || height > maxInputSide || width > maxInputSide {
+		return fmt.Errorf("image size %dx%d is outside 1..%d", width, height, maxInputSide)
+	}
+	m.input.Height, m.input.Width = height, width
+	layers, err := m.inferLayers(m.nodes)
+	if err != nil {
+		m.input = in
+		return fmt.Errorf("model %s at %dx%d: %w", m.name, width, height, err)
+	}
+	m.layers = layers
+	return nil
+}
 
 // SetNormalization changes the preprocessing normalisation (default [ImageNet]).
 func (m *ONNX) SetNormalization(n Normalization) *ONNX {

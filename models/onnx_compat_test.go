@@ -72,6 +72,9 @@ func TestONNXCompatRewritesMatchPyTorch(t *testing.T) {
 			if in := m.Input(); in.Channels != 3 || in.Layout != models.NCHW {
 				t.Errorf("input %+v", in)
 			}
+			if err := m.SetSize(7, 9); err == nil || !strings.Contains(err.Error(), "its file fixes the size") {
+				t.Errorf("SetSize on a fixed-size model: %v", err)
+			}
 			if m.Input().Batch != c.chunk {
 				t.Errorf("Input().Batch = %d, want %d (rewrites %q)", m.Input().Batch, c.chunk, m.Rewrites())
 			}
@@ -133,6 +136,38 @@ func TestONNXCompatRewritesMatchPyTorch(t *testing.T) {
 			}
 		})
 	}
+
+	// A model with dynamic height and width takes the size it is set to,
+	// non-square included, and gives PyTorch's logits there.
+	t.Run("any_size", func(t *testing.T) {
+		m, err := models.LoadONNX(filepath.Join(dir, "any_size.onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in := m.Input(); !in.AnySize || in.Height != models.AnySizeDefault || in.Width != models.AnySizeDefault {
+			t.Fatalf("input %+v, want AnySize at %d", in, models.AnySizeDefault)
+		}
+		if err := m.SetSize(32, 40); err != nil {
+			t.Fatal(err)
+		}
+		if l, err := models.FindLayer(m, "layer4"); err != nil || fmt.Sprint(l.Shape.Dimensions) != "[1 512 1 2]" {
+			t.Errorf("layer4 at 32x40: %v, %v; want [1 512 1 2]", l.Shape.Dimensions, err)
+		}
+		data, shape := testutil.ReadNPY(t, filepath.Join(dir, "any_size_input.npy"))
+		r := models.NewRunner(modeltest.Backend(t), m)
+		defer r.Close()
+		logits, _, err := r.Run(tensors.FromFlatDataAndDimensions(data, shape...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := testutil.ReadNPY(t, filepath.Join(dir, "any_size_logits.npy"))
+		if e := testutil.RelErr(tensors.MustCopyFlatData[float32](logits), want); e > 1e-4 {
+			t.Errorf("logits at 32x40 differ from PyTorch's by %.3g relative", e)
+		}
+		if _, _, err := r.Run(tensors.FromFlatDataAndDimensions(make([]float32, 3*32*32), 1, 3, 32, 32)); err == nil {
+			t.Error("a 32x32 batch ran at size 32x40")
+		}
+	})
 
 	// A Dropout whose mask output is used is refused, with the reason.
 	_, err := models.LoadONNX(filepath.Join(dir, "dropout_mask.onnx"))

@@ -28,6 +28,8 @@ sum_k (k+1)*logits[k] with respect to the input):
   attrs_op9: ReLU6, F.pad and a slice at opset 9, where Clip, Pad and
       Slice take their arguments as attributes (ReLU6 as in MobileNetV2, a
       Pad as in DenseNet and Inception at opsets 7 and 9).
+  any_size: torchvision resnet18 with dynamic height and width, for a
+      32x40 image (as pytorch-grad-cam's own tests run it).
   fixed_flatten, fixed_reshape: every case is exported at batch 1 without
       dynamic axes, so the input fixes the batch at 1; these two give a
       batch of 2 images, through torch.flatten (the graph takes any batch) and
@@ -196,6 +198,19 @@ torch.manual_seed(7)
 path = export("attrs_op9", Attrs(), 14, opset_version=9)
 ops = {n.op_type: n for n in onnx.load(path).graph.node}
 assert all(any(a.name == name for a in ops[op].attribute) for op, name in (("Clip", "max"), ("Pad", "pads"), ("Slice", "starts")))
+
+torch.manual_seed(8)
+resnet = torchvision.models.resnet18(num_classes=7)
+randomize_bn(resnet)
+resnet.eval()
+x = torch.randn(1, 3, 32, 40, requires_grad=True)
+y = resnet(x)
+(y * torch.arange(1, y.shape[1] + 1)).sum().backward()
+torch.onnx.export(resnet, x.detach(), os.path.join(out, "any_size.onnx"), input_names=["input"], output_names=["logits"],
+                  opset_version=13, dynamic_axes={"input": {0: "N", 2: "H", 3: "W"}})
+np.save(os.path.join(out, "any_size_input.npy"), x.detach().numpy())
+np.save(os.path.join(out, "any_size_logits.npy"), y.detach().numpy())
+np.save(os.path.join(out, "any_size_grad.npy"), x.grad.numpy())
 
 torch.manual_seed(6)
 fixed = Small()
