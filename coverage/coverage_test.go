@@ -9,12 +9,17 @@ import (
 	"github.com/convlens/convlens/models/backend"
 )
 
-// A representative subset of the coverage table, asserted: ResNet-18 at
-// opsets 9 and 13, and MobileNetV2 at opset 13, whose target layer is a ReLU6
-// exported as Clip with its bounds as inputs, after depthwise convolutions.
-// Each row must load, list the reference layer, and match PyTorch's Grad-CAM
-// within the tolerances at that layer and at the default one. Exports go to
-// the command's cache, .cache/coverage; about 10 s on 2 cores when it is empty.
+// A representative subset of the coverage table, asserted, one row per trait
+// real exports have: ResNet-18 at opset 7 (IR 3, weights listed as inputs)
+// and 13; MobileNetV2 at opset 9 (ReLU6 as Clip with attribute bounds,
+// depthwise convolutions); SqueezeNet (ceil-mode pools); DenseNet-121 at
+// opset 9 (Pad with attribute pads); ConvNeXt-Tiny at 17 (Identity nodes,
+// fused LayerNorm, channels-last blocks); ViT-B/16 at 17 (token layers, the
+// default at the last block's ln_1); Swin-T at 13 (channels-last stages, F.pad
+// as a reversing Slice, an omitted Pad input). Each row must load, list the
+// reference layer, resolve the module path to it, and match PyTorch's
+// Grad-CAM within the tolerances there and at the default layer. Exports go
+// to the command's cache, .cache/coverage.
 func TestCoverageSubset(t *testing.T) {
 	if os.Getenv("CI") != "true" && os.Getenv("CONVLENS_COVERAGE") != "1" {
 		t.Skip("set CONVLENS_COVERAGE=1 to export torchvision models with Debian's python3-torch and compare convlens with PyTorch; CI always does")
@@ -32,8 +37,13 @@ func TestCoverageSubset(t *testing.T) {
 		family string
 		opsets []int
 	}{
-		{"resnet18", []int{9, 13}},
-		{"mobilenet_v2", []int{13}},
+		{"resnet18", []int{7, 13}},
+		{"mobilenet_v2", []int{9}},
+		{"squeezenet1_1", []int{13}},
+		{"densenet121", []int{9}},
+		{"convnext_tiny", []int{17}},
+		{"vit_b_16", []int{17}},
+		{"swin_t", []int{13}},
 	} {
 		exportErrs := exportMissing(cfg, c.family, c.opsets, t.Logf)
 		for _, opset := range c.opsets {
@@ -52,6 +62,14 @@ func TestCoverageSubset(t *testing.T) {
 					t.Errorf("the layer list lacks the reference layer %s", r.layer)
 				}
 				for _, cmp := range []*comparison{r.named, r.dflt} {
+					if cmp == r.dflt && cmp.layer != r.layer {
+						// Another layer than the reference's (DenseNet's last
+						// ReLU, Swin's permuted output): it must give a map.
+						if cmp.blank {
+							t.Errorf("the default layer %s gives a blank map", cmp.layer)
+						}
+						continue
+					}
 					if !cmp.pass() || cmp.top1Differs > 0 {
 						t.Errorf("at %s: raw error %.2g (tolerance %.0e), normalised %.2g (%.0e), top-1 differs on %d images",
 							cmp.layer, cmp.raw, rawTol, cmp.norm, normTol, cmp.top1Differs)

@@ -24,7 +24,8 @@
 // otherwise: models.LoadONNX; the layer list (as `convlens layers` prints
 // it); Grad-CAM (gradcam.New(runner, layer).Done(), then Explain of the
 // two-image batch for the reference's classes, PyTorch's top-1) at the
-// reference's ONNX node output, and again with no layer given (the default,
+// reference's module path, as a PyTorch user names it (it must resolve to the
+// node output torch gave the module's last op), and again with no layer given (the default,
 // models.LastSpatialLayer). Errors are the largest over the two images of
 // max|convlens − PyTorch| / max|PyTorch|, for the logits, the raw signed map
 // at layer resolution and the normalised map at input size. A row passes
@@ -340,7 +341,8 @@ type row struct {
 type comparison struct {
 	layer             string
 	logits, raw, norm float64
-	top1Differs       int // images whose convlens top-1 is not PyTorch's
+	top1Differs       int  // images whose convlens top-1 is not PyTorch's
+	blank             bool // some image's map is zero everywhere
 }
 
 func (c *comparison) pass() bool { return c.raw <= rawTol && c.norm <= normTol }
@@ -391,7 +393,12 @@ func compare(cfg config, b compute.Backend, r *row) {
 	runner := models.NewRunner(b, m)
 	defer runner.Close()
 	x := tensors.FromFlatDataAndDimensions(want.input, want.inputShape...)
-	r.named, r.namedErr = explain(runner, x, ref.Top1, want, r.layer)
+	// The layer as a PyTorch user names it: the module path, which must
+	// resolve to the node torch gave the module's last op.
+	r.named, r.namedErr = explain(runner, x, ref.Top1, want, ref.Layer.Module)
+	if r.namedErr == nil && r.named.layer != r.layer {
+		r.namedErr = fmt.Errorf("module path %s resolves to %s; torch's last node in it is %s", ref.Layer.Module, r.named.layer, r.layer)
+	}
 	r.dflt, r.dfltErr = explain(runner, x, ref.Top1, want)
 }
 
@@ -421,6 +428,10 @@ func explain(runner *models.Runner, x *tensors.Tensor, classes []int, want *arra
 	}
 	c.raw = perImage(res.Raw[0].Values, want.raw, n)
 	c.norm = perImage(res.Normalized, want.norm, n)
+	size := len(res.Normalized) / n
+	for i := range n {
+		c.blank = c.blank || !slices.ContainsFunc(res.Normalized[i*size:(i+1)*size], func(v float32) bool { return v != 0 })
+	}
 	return c, nil
 }
 
@@ -489,7 +500,7 @@ func writeHeader(w *strings.Builder, cfg config, b compute.Backend, rows []*row,
 	fmt.Fprintf(w, "# convlens coverage of torchvision models and ONNX opsets\n\n")
 	fmt.Fprintf(w, "%s; %d of %d rows within tolerance; run took %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), pass, len(rows), took.Round(time.Second))
 	fmt.Fprintf(w, "- Exports: torch %s, torchvision 0.14 models with random weights and re-estimated BatchNorm statistics (scripts/reference/coverage_export.py), dynamic batch axis; a batch of two images (a cat, a seeded random image).\n", torch)
-	fmt.Fprintf(w, "- convlens: backend %s, %s, GOMAXPROCS %d. Grad-CAM for PyTorch's top-1 classes at the reference layer, given by its ONNX node output name, and at the default layer (no layer given).\n", b.Name(), runtime.Version(), runtime.GOMAXPROCS(0))
+	fmt.Fprintf(w, "- convlens: backend %s, %s, GOMAXPROCS %d. Grad-CAM for PyTorch's top-1 classes at the reference layer, given by its PyTorch module path (which must resolve to the node torch gave the module's last op), and at the default layer (no layer given).\n", b.Name(), runtime.Version(), runtime.GOMAXPROCS(0))
 	fmt.Fprintf(w, "- Errors: largest over the images of max|convlens − PyTorch| / max|PyTorch|: logits, raw signed map (layer resolution), normalised map (input size). Within tolerance: raw ≤ %.0e and normalised ≤ %.0e. Time: convlens' loading and both Grad-CAMs, compilation included.\n\n", rawTol, normTol)
 }
 
