@@ -25,8 +25,9 @@ import (
 )
 
 // The look-alikes of testdata/zoo (scripts/reference/gen_lookalikes.py) have
-// the traits of the zoo files the catalogue lists at opset 7, at a few
-// kilobytes: each is served as the zoo serves its file, downloaded and
+// the traits of the zoo files the catalogue lists, at a few kilobytes: the
+// opset-7 MXNet exports, and the opset-12 files the zoo made from them with
+// ONNX's version converter, made here the same way: each is served as the zoo serves its file, downloaded and
 // loaded through the catalogue's own spec with only its address and
 // checksum changed, and checked against the NumPy reference of the script.
 var lookalikes = []struct {
@@ -41,6 +42,8 @@ var lookalikes = []struct {
 	{name: "vgg16-7", folder: "vgg16", file: "vgg16.onnx"},
 	{name: "resnet50-v1-7", folder: "resnet50v1", file: "resnet50v1.onnx"},
 	{name: "resnet18-v2-7"},
+	{name: "vgg16-12"},
+	{name: "resnet50-v1-12"},
 }
 
 const lookalikeClasses = 1000

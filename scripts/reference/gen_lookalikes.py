@@ -35,6 +35,11 @@ Weights are random from a fixed seed; each BatchNormalization's statistics
 are those its input has on a calibration batch (times a random factor), so
 that activations keep a sensible scale through the depth.
 
+vgg16-12-lookalike.onnx, resnet50-v1-12-lookalike.onnx: the VGG-16 and
+  ResNet-50 ones converted to opset 12 with ONNX's version converter, as the
+  zoo made its opset-12 files from its opset-7 ones (Dropout's ratio becomes
+  a Constant input).
+
 Besides each NAME.onnx (NAME is vgg16-7-lookalike, ...) it writes, from a
 NumPy interpreter of the written file (onnx 1.12 has no onnx.reference):
   input.npy            [2,3,224,224] float32, shared by all three: seeded
@@ -51,6 +56,7 @@ import os
 
 import numpy as np
 import onnx
+from onnx import version_converter
 from onnx import TensorProto, helper, numpy_helper
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testdata", "zoo")
@@ -187,6 +193,7 @@ OPS = {
     "Flatten": lambda ins, a: ins[0].reshape(int(np.prod(ins[0].shape[:a.get("axis", 1)])), -1),
     "Gemm": lambda ins, a: op_gemm(ins[0], a, *ins[1:]),
     "Dropout": lambda ins, a: ins[0],  # the identity at inference
+    "Constant": lambda ins, a: numpy_helper.to_array(a["value"]),  # the version converter's Dropout ratios
 }
 
 
@@ -328,12 +335,23 @@ def test_input():
     return x.astype(np.float32)
 
 
+def opset12(build):
+    """The zoo made its opset-12 files from the opset-7 ones with ONNX's
+    version converter (Dropout's ratio becomes an input, and so on)."""
+    def converted(calibration):
+        m = version_converter.convert_version(build(calibration), 12)
+        onnx.checker.check_model(m)
+        return m
+    return converted
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     x = test_input()
     calibration = np.random.default_rng(7).standard_normal((2, 3, 224, 224))
     np.save(os.path.join(OUT, "input.npy"), x)
-    for name, build in [("vgg16-7", vgg16), ("resnet18-v2-7", resnet18_v2), ("resnet50-v1-7", resnet50_v1)]:
+    for name, build in [("vgg16-7", vgg16), ("resnet18-v2-7", resnet18_v2), ("resnet50-v1-7", resnet50_v1),
+                        ("vgg16-12", opset12(vgg16)), ("resnet50-v1-12", opset12(resnet50_v1))]:
         m = build(calibration)
         path = os.path.join(OUT, name + "-lookalike.onnx")
         onnx.save(m, path)
