@@ -4,7 +4,7 @@ ENV := source scripts/env.sh &&
 # The test suite runs on the pure-Go backend, offline.
 TESTENV := $(ENV) export GOMLX_BACKEND=go &&
 
-.PHONY: demo test deps build bench notebook notebook-env notebook-test
+.PHONY: demo test deps build bench notebook notebook-env notebook-test fuzz
 
 ## demo: the textbook walkthrough on the embedded models, offline, written to out/.
 demo:
@@ -15,6 +15,14 @@ demo:
 test: deps
 	./scripts/check-tree.sh
 	$(TESTENV) go vet ./... && go test -count=1 -p 1 -timeout 30m ./...
+	$(MAKE) fuzz
+
+## fuzz: each loader's fuzz test for FUZZTIME (default 15s) from its seeds and committed corpus; a crasher
+## is written to the package's testdata/fuzz/ and fails the run (commit it as a regression seed once fixed).
+FUZZTIME ?= 15s
+fuzz:
+	$(TESTENV) for t in ./internal/npy:FuzzDecode ./models:FuzzLoadImage ./models:FuzzParseONNX; do \
+		go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10x "$${t%%:*}" || exit 1; done
 
 deps:
 	./scripts/deps.sh
