@@ -491,14 +491,18 @@ func writeHeader(w *strings.Builder, cfg config, b compute.Backend, rows []*row,
 			break
 		}
 	}
-	pass := 0
+	pass, exported := 0, 0
 	for _, r := range rows {
 		if r.pass() {
 			pass++
 		}
+		if r.exportErr == nil {
+			exported++
+		}
 	}
 	fmt.Fprintf(w, "# convlens coverage of torchvision models and ONNX opsets\n\n")
-	fmt.Fprintf(w, "%s; %d of %d rows within tolerance; run took %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), pass, len(rows), took.Round(time.Second))
+	fmt.Fprintf(w, "%s; %d of the %d rows torch exported within tolerance (%d of %d rows torch itself cannot export); run took %s.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), pass, exported, len(rows)-exported, len(rows), took.Round(time.Second))
 	fmt.Fprintf(w, "- Exports: torch %s, torchvision 0.14 models with random weights and re-estimated BatchNorm statistics (scripts/reference/coverage_export.py), dynamic batch axis; a batch of two images (a cat, a seeded random image).\n", torch)
 	fmt.Fprintf(w, "- convlens: backend %s, %s, GOMAXPROCS %d. Grad-CAM for PyTorch's top-1 classes at the reference layer, given by its PyTorch module path (which must resolve to the node torch gave the module's last op), and at the default layer (no layer given).\n", b.Name(), runtime.Version(), runtime.GOMAXPROCS(0))
 	fmt.Fprintf(w, "- Errors: largest over the images of max|convlens − PyTorch| / max|PyTorch|: logits, raw signed map (layer resolution), normalised map (input size). Within tolerance: raw ≤ %.0e and normalised ≤ %.0e. Time: convlens' loading and both Grad-CAMs, compilation included.\n\n", rawTol, normTol)
