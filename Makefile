@@ -34,13 +34,13 @@ build:
 notebook:
 	./scripts/notebook.sh
 
-## notebook-env: only the set-up of `notebook` (Jupyter, GoNB, goimports, the kernel spec); idempotent.
+## notebook-env: only the set-up of `notebook` (Jupyter, GoNB, goimports, gopls, the kernel spec, the git filter); idempotent.
 notebook-env:
 	./scripts/notebook-env.sh
 
-## notebook-test: execute every notebook headless and check its outputs (CI runs this within `test`).
+## notebook-test: execute every notebook headless and in Chromium, and check outputs and charts (CI runs this within `test`).
 notebook-test:
-	$(TESTENV) CONVLENS_NOTEBOOKS=1 go test -count=1 -timeout 40m -v -run 'TestNotebook' ./notebooks
+	$(TESTENV) CONVLENS_NOTEBOOKS=1 CONVLENS_BROWSER=1 go test -count=1 -timeout 40m -v ./notebooks/...
 
 ## bench: Grad-CAM time and memory against PyTorch (pytorch-grad-cam's method), five models, batch 1 and 8 (15-25 min);
 ## the report is also written to bench/results.md. BENCHFLAGS passes flags, e.g. BENCHFLAGS=-quick.

@@ -21,8 +21,10 @@ func TestMain(m *testing.M) {
 }
 
 // TestSmoke runs the bench's quick mode (ResNet-18, batch 1, 2 rounds, 20
-// calls of the memory check): about a minute, plus a one-time export of
-// ResNet-18 into .cache/bench. It needs Debian's python3-torch, -torchvision,
+// calls of the memory check, the peak RSS of Integrated Gradients on
+// ResNet-18 and on tinycnn at batch 64, whose targets fail the run if
+// missed): one or two minutes, plus a one-time export of ResNet-18 into
+// .cache/bench. It needs Debian's python3-torch, -torchvision,
 // -onnx and -opencv, so it runs only with CONVLENS_BENCH_SMOKE=1.
 func TestSmoke(t *testing.T) {
 	if os.Getenv("CONVLENS_BENCH_SMOKE") != "1" {
@@ -38,7 +40,8 @@ func TestSmoke(t *testing.T) {
 	}
 	report := out.String()
 	t.Log("\n" + report)
-	for _, want := range []string{"| resnet18 | 1 | 2 |", "Top-5 classes in one call", "Peak RSS, batch 8", "20 consecutive Grad-CAM calls", "GFLOP/s"} {
+	for _, want := range []string{"| resnet18 | 1 | 2 |", "Top-5 classes in one call", "Peak RSS, batch 8", "20 consecutive Grad-CAM calls", "GFLOP/s",
+		"| resnet18 | integratedgradients | 1 |", "| tinycnn | integratedgradients | 64 |"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)
 		}

@@ -44,6 +44,10 @@ type childConfig struct {
 // start-up is not timed. Commands:
 //
 //	gradcam B K   one timed Grad-CAM, top-K classes, batch B -> "ok SECONDS"
+//	explain M B K [P]  one timed call of method M (gradcam.MethodByName, its
+//	              default settings) on batch B, top-K classes, P points per
+//	              call of the model if given (Builder.PointsPerCall)
+//	                                                         -> "ok SECONDS"
 //	save PATH     the last call's top-1 maps [B,H,W] as .npy -> "ok C1,C2,..."
 //	forward B     one timed forward pass (logits only)       -> "ok SECONDS"
 //	matmul N      one timed N×N×N float32 matrix product     -> "ok SECONDS"
@@ -97,6 +101,7 @@ func runChild(spec string) error {
 
 	var last *gradcam.Result
 	matmuls := map[int]*matMul{}
+	cams := map[string]*gradcam.CAM{} // by method and points per call, for explain
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		f := strings.Fields(in.Text())
@@ -129,6 +134,41 @@ func runChild(spec string) error {
 				}
 				last = res
 				return fmt.Sprintf("%.6f", d.Seconds()), nil
+			case "explain":
+				if len(f) < 2 {
+					return "", errors.New("explain METHOD B K [POINTS]")
+				}
+				b, err := arg(2)
+				if err != nil {
+					return "", err
+				}
+				k, err := arg(3)
+				if err != nil {
+					return "", err
+				}
+				points := 0
+				if len(f) > 4 {
+					if points, err = arg(4); err != nil {
+						return "", err
+					}
+				}
+				key := f[1] + " " + strconv.Itoa(points)
+				c, ok := cams[key]
+				if !ok {
+					if c, err = methodCAM(runner, cfg.Layer, f[1], points); err != nil {
+						return "", err
+					}
+					cams[key] = c
+				}
+				x := input(b)
+				start := time.Now()
+				res, err := c.Explain(x, gradcam.Top(k))
+				d := time.Since(start)
+				if err != nil {
+					return "", err
+				}
+				last = res
+				return fmt.Sprintf("%.6f", d.Seconds()), nil
 			case "save":
 				if last == nil || len(f) < 2 {
 					return "", errors.New("save PATH, after a gradcam")
@@ -137,8 +177,8 @@ func runChild(spec string) error {
 				maps := make([]float32, 0, last.N*size)
 				classes := make([]string, last.N)
 				for n := range last.N {
-					maps = append(maps, last.Map(n, 0).Values...)
-					classes[n] = strconv.Itoa(last.Class(n, 0))
+					maps = append(maps, last.Normalized[n*last.K*size:(n*last.K+1)*size]...)
+					classes[n] = strconv.Itoa(last.Classes[n*last.K])
 				}
 				if err := npy.WriteFloat32(f[1], maps, last.N, last.Height, last.Width); err != nil {
 					return "", err
@@ -193,6 +233,20 @@ func runChild(spec string) error {
 }
 
 var errQuit = errors.New("quit")
+
+// methodCAM builds the CAM of the named method at layer (which input
+// attributions ignore), with points per call of the model if points > 0.
+func methodCAM(r *models.Runner, layer, name string, points int) (*gradcam.CAM, error) {
+	m, err := gradcam.MethodByName(name)
+	if err != nil {
+		return nil, err
+	}
+	b := gradcam.New(r, layer).Method(m)
+	if points > 0 {
+		b = b.PointsPerCall(points)
+	}
+	return b.Done()
+}
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 

@@ -2,8 +2,9 @@
 // computing the same Grad-CAM the way pytorch-grad-cam does, on the same CPU, and
 // prints a Markdown table (issue 6, "Benchmarks").
 //
-//	go run ./bench                    # full run: five models, batch 1 and 8 (15-25 min)
-//	go run ./bench -quick             # smoke run: ResNet-18, batch 1, 2 runs (about a minute)
+//	go run ./bench                    # full run: five models, batch 1 and 8, memory (20-30 min)
+//	go run ./bench -quick             # smoke run: ResNet-18, batch 1, 2 runs (one or two minutes)
+//	go run ./bench -table=false -extras=false   # the memory section alone (3-5 min)
 //	make bench                        # the full run, table also written to bench/results.md
 //
 // Build settings: export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd first (or source
@@ -58,6 +59,15 @@
 //     the ONNX weight shapes and the layers' output shapes, 2·Kh·Kw·Cin/groups·Cout·H·W
 //     per Conv), against a 1024×1024×1024 float32 DotGeneral on the same backend.
 //
+// # Memory
+//
+// Last, the peak RSS of the methods that run the model many times per image (issue 13;
+// memory.go lists the cases): each case is one call in a fresh convlens worker, whose
+// VmHWM is read after it; ResNet-18 Integrated Gradients, SmoothGrad and Score-CAM at
+// batch 1 and every method on testdata/tinycnn at batch 64 must stay ≤ 1.0 GB, the
+// many-point methods on tinycnn at batch 192 must complete. A missed target fails the
+// bench (and TestSmoke, whose quick mode keeps two cases). No PyTorch side.
+//
 // # Flags
 //
 //	-models    comma-separated models (default all five)
@@ -74,7 +84,13 @@
 //	           OpenMP threads slow down up to 10× when other processes load the CPUs
 //	           (measured: ResNet-18 Grad-CAM 0.28 s passive, 1.3-3.2 s spinning, at load 7
 //	           on 2 cores); passive keeps the comparison about compute, not scheduling.
-//	-quick     smoke run: -models resnet18 -batches 1 -runs 2 -leak 20, unless given
+//	-table     run the table against PyTorch (default true)
+//	-memory    run the memory section (default true)
+//	-mem-cap   bytes: kill a memory-section worker whose RSS passes this (default 6e9)
+//	-points    gradcam.Builder.PointsPerCall of the memory section (default 0: the
+//	           library's default)
+//	-quick     smoke run: -models resnet18 -batches 1 -runs 2 -leak 20, unless given,
+//	           and two memory cases (ResNet-18 and tinycnn Integrated Gradients)
 //	-v         echo the workers' stderr
 package main
 
@@ -123,6 +139,11 @@ type config struct {
 	runs    runsFlag
 	leak    int
 	extras  bool
+	table   bool    // the Grad-CAM table against PyTorch
+	memory  bool    // the peak-RSS section (memory.go)
+	memCap  float64 // bytes: a memory worker past this RSS is killed
+	points  int     // Builder.PointsPerCall of the memory section; 0: the default
+	quick   bool
 	dir     string
 	out     string
 	threads int
@@ -160,12 +181,16 @@ func parseFlags(args []string) (config, error) {
 	fs.Var(&cfg.runs, "runs", "timed rounds per model and batch: N or N,model=M,... (medians of these)")
 	fs.IntVar(&cfg.leak, "leak", 1000, "consecutive Grad-CAM calls of the memory-growth check on ResNet-18 (0: skip)")
 	fs.BoolVar(&cfg.extras, "extras", true, "run the ResNet-18 measurements below the table")
+	fs.BoolVar(&cfg.table, "table", true, "run the Grad-CAM table against PyTorch")
+	fs.BoolVar(&cfg.memory, "memory", true, "run the peak-RSS section: Integrated Gradients, SmoothGrad, Score-CAM... on ResNet-18 and tinycnn")
+	fs.Float64Var(&cfg.memCap, "mem-cap", 6e9, "bytes: kill a memory-section worker whose RSS passes this")
+	fs.IntVar(&cfg.points, "points", 0, "points per call of the model in the memory section (gradcam.Builder.PointsPerCall; 0: the library's default)")
 	fs.StringVar(&cfg.dir, "dir", "", "export cache (default .cache/bench under the module root)")
 	fs.StringVar(&cfg.out, "out", "", "also write the report to this file")
 	fs.IntVar(&cfg.threads, "threads", runtime.NumCPU(), "threads for each side")
 	fs.StringVar(&cfg.python, "python", "/usr/bin/python3", "Python with torch, torchvision, onnx and cv2")
 	fs.StringVar(&cfg.ompWait, "omp-wait", "PASSIVE", "OMP_WAIT_POLICY for PyTorch's OpenMP threads (\"\": leave the environment's)")
-	quick := fs.Bool("quick", false, "smoke run: -models resnet18 -batches 1 -runs 2 -leak 20 (unless given)")
+	quick := fs.Bool("quick", false, "smoke run: -models resnet18 -batches 1 -runs 2 -leak 20 (unless given), two memory cases")
 	fs.BoolVar(&cfg.verbose, "v", false, "echo the workers' stderr")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -173,6 +198,7 @@ func parseFlags(args []string) (config, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	cfg.quick = *quick
 	if *quick {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -210,6 +236,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if cfg.threads < 1 {
 		return cfg, errors.New("-threads must be at least 1")
+	}
+	if cfg.points < 0 {
+		return cfg, errors.New("-points must be at least 1, or 0 for the library's default")
 	}
 	return cfg, nil
 }
@@ -311,8 +340,11 @@ func run(cfg config, stdout, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
-	need := slices.Clone(cfg.models)
-	if cfg.extras && !slices.Contains(need, extrasModel) {
+	var need []string
+	if cfg.table {
+		need = slices.Clone(cfg.models)
+	}
+	if (cfg.extras || cfg.memory) && !slices.Contains(need, extrasModel) {
 		need = append(need, extrasModel)
 	}
 	if err := ensureExports(cfg, need, logf); err != nil {
@@ -328,6 +360,9 @@ func run(cfg config, stdout, logw io.Writer) error {
 
 	var rows []*row
 	for _, m := range cfg.models {
+		if !cfg.table {
+			break
+		}
 		for _, b := range cfg.batches {
 			r := measure(cfg, m, layers[m], b, echo, logf)
 			rows = append(rows, r)
@@ -340,15 +375,24 @@ func run(cfg config, stdout, logw io.Writer) error {
 	if cfg.extras {
 		extras = measureExtras(cfg, layers[extrasModel], rows, echo, logf)
 	}
+	var mem []memRow
+	if cfg.memory {
+		mem = measureMemory(cfg, cfg.quick, echo, logf)
+	}
 
 	var rep strings.Builder
 	writeHeader(&rep, cfg, versions, rows, loadStart, time.Since(start))
-	writeTable(&rep, rows)
+	if cfg.table {
+		writeTable(&rep, rows)
+	}
 	if len(extras) > 0 {
 		rep.WriteString("\nResNet-18, separate measurements (fresh convlens workers):\n\n")
 		for _, e := range extras {
 			rep.WriteString("- " + e + "\n")
 		}
+	}
+	if cfg.memory {
+		writeMemory(&rep, cfg, mem)
 	}
 	fmt.Fprint(stdout, rep.String())
 	if cfg.out != "" {
@@ -360,6 +404,11 @@ func run(cfg config, stdout, logw io.Writer) error {
 	for _, r := range rows {
 		if r.err != nil {
 			return fmt.Errorf("%d of the measurements failed (see the table)", countErrs(rows))
+		}
+	}
+	for _, r := range mem {
+		if !r.ok() {
+			return errors.New("a memory target was missed (see the peak-RSS table)")
 		}
 	}
 	return nil
@@ -456,15 +505,16 @@ func lastLayer(dir, model string) (string, error) {
 }
 
 func startGo(cfg config, model, layer string, echo io.Writer) (*worker, error) {
+	return startGoFiles(cfg, model, filepath.Join(cfg.dir, model+".onnx"), layer, filepath.Join(cfg.dir, model+".input.npy"), echo)
+}
+
+// startGoFiles starts a convlens worker on the given model file, layer and input.
+func startGoFiles(cfg config, model, onnx, layer, input string, echo io.Writer) (*worker, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	spec, _ := json.Marshal(childConfig{
-		ONNX:  filepath.Join(cfg.dir, model+".onnx"),
-		Layer: layer,
-		Input: filepath.Join(cfg.dir, model+".input.npy"),
-	})
+	spec, _ := json.Marshal(childConfig{ONNX: onnx, Layer: layer, Input: input})
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), childEnv+"="+string(spec), fmt.Sprintf("GOMAXPROCS=%d", cfg.threads))
 	return startWorker("convlens "+model, cmd, echo)

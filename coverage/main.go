@@ -415,7 +415,7 @@ func explain(runner *models.Runner, x *tensors.Tensor, classes []int, want *arra
 	n := want.inputShape[0]
 	c := &comparison{layer: cam.Layers()[0]}
 	for i := range n {
-		if p, _ := res.Predicted(i); p != classes[i] {
+		if p, _, err := res.Predicted(i); err != nil || p != classes[i] {
 			c.top1Differs++
 		}
 	}

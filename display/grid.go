@@ -104,7 +104,8 @@ func (b *GridBuilder) Colormap(c Colormap) *GridBuilder { b.cmap = c; return b }
 // (no interpolation, so what is drawn is what was computed); a larger one
 // is reduced to exactly px with bilinear interpolation (see heatmap.Map.Resize).
 // The default aims at 96 pixels: a 7x7 map is drawn 91x91, a 224x224 map
-// 96x96.
+// 96x96. A tile or page of more than heatmap.MaxPixels pixels is an error
+// when a page is rendered.
 func (b *GridBuilder) TileSize(px int) *GridBuilder { b.tile = px; return b }
 
 // PerPage sets the most tiles a page holds (default DefaultGridPerPage).
@@ -195,6 +196,9 @@ func (b *GridBuilder) Page(i int) (image.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSize("grid tile", tw, th); err != nil {
+		return nil, err
+	}
 	first, end := b.PageTiles(i)
 	cols := gridColumns(min(b.Len(), b.perPage))
 	rows := (end - first + cols - 1) / cols
@@ -225,6 +229,9 @@ func (b *GridBuilder) Page(i int) (image.Image, error) {
 	defer titleFace.Close()
 	if title != "" {
 		width = max(width, 2*GridMargin+textWidth(titleFace, title))
+	}
+	if err := checkSize("grid page", width, height); err != nil {
+		return nil, err
 	}
 	img := image.NewRGBA(image.Rect(0, 0, width, height))
 	draw.Draw(img, img.Bounds(), image.NewUniform(paperColor), image.Point{}, draw.Src)
@@ -305,13 +312,10 @@ func (b *GridBuilder) sourceSize(k int) (w, h int, err error) {
 		return b.maps[k].Width, b.maps[k].Height, nil
 	}
 	img := b.images[k]
-	if img == nil {
-		return 0, 0, fmt.Errorf("grid tile %d: %w", k, errNilImage)
+	if err := checkImage(fmt.Sprintf("ImageGrid: image %d", k), img); err != nil {
+		return 0, 0, err
 	}
 	r := img.Bounds()
-	if r.Empty() {
-		return 0, 0, fmt.Errorf("display: grid tile %d is an empty image", k)
-	}
 	return r.Dx(), r.Dy(), nil
 }
 
@@ -374,6 +378,12 @@ func upscale(m heatmap.Map, f int) heatmap.Map {
 // scaleImage draws img at w x h over white: by whole-factor pixel
 // repetition when enlarging, else bilinearly per channel.
 func scaleImage(img image.Image, w, h int) (*image.RGBA, error) {
+	if err := checkImage("image", img); err != nil {
+		return nil, err
+	}
+	if err := checkSize("scaled image", w, h); err != nil {
+		return nil, err
+	}
 	r := img.Bounds()
 	src := image.NewRGBA(image.Rect(0, 0, r.Dx(), r.Dy()))
 	draw.Draw(src, src.Bounds(), image.NewUniform(paperColor), image.Point{}, draw.Src)

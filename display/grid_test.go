@@ -307,7 +307,7 @@ func TestGridBadInput(t *testing.T) {
 		{"tile", FilterGrid(m4).TileSize(8), "minimum"},
 		{"per page", FilterGrid(m4).PerPage(0), "PerPage"},
 		{"bad map", FilterGrid(heatmap.Map{Width: 2, Height: 2, Values: []float32{1}}), "values"},
-		{"nil image", ImageGrid(nil), "nil image"},
+		{"nil image", ImageGrid(nil), "image 0 is nil"},
 	} {
 		_, err := c.b.Images()
 		if err == nil || !strings.Contains(err.Error(), c.want) {

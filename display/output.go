@@ -36,10 +36,12 @@ var (
 // SavePNG writes img to path as a PNG file, atomically: the picture is first
 // written to a temporary file in the same directory, which is renamed to
 // path only once complete, so an error leaves no partial file, and an
-// existing file at path is replaced only by a whole picture.
+// existing file at path is replaced only by a whole picture. A nil img (or
+// a nil pointer inside the interface), an empty one, or one of more than
+// heatmap.MaxPixels pixels, is an error, and writes nothing.
 func SavePNG(path string, img image.Image) error {
-	if img == nil {
-		return errNilImage
+	if err := checkImage("SavePNG: img", img); err != nil {
+		return err
 	}
 	return writeFileAtomic(path, func(w io.Writer) error { return png.Encode(w, img) })
 }
@@ -100,8 +102,8 @@ func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 // file named show-*.png and returns nil; otherwise it returns
 // ErrNotNotebook and does nothing.
 func Show(img image.Image) error {
-	if img == nil {
-		return errNilImage
+	if err := checkImage("Show: img", img); err != nil {
+		return err
 	}
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {

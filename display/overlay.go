@@ -1,7 +1,6 @@
 package display
 
 import (
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -60,7 +59,8 @@ func (b *HeatmapBuilder) Range(lo, hi float32) *HeatmapBuilder {
 }
 
 // Size sets the size of the picture; the map is resized bilinearly (see
-// [heatmap.Map.Resize]). The default is the map's own size.
+// [heatmap.Map.Resize]). The default is the map's own size. A size of more
+// than heatmap.MaxPixels pixels is an error when the picture is rendered.
 func (b *HeatmapBuilder) Size(width, height int) *HeatmapBuilder {
 	b.width, b.height = width, height
 	return b
@@ -92,6 +92,9 @@ func (b *HeatmapBuilder) render() (*image.RGBA, error) {
 	w, h := b.width, b.height
 	if w == 0 && h == 0 {
 		w, h = b.m.Width, b.m.Height
+	}
+	if err := checkSize("Heatmap: picture", w, h); err != nil {
+		return nil, err
 	}
 	m, err := b.m.Resize(w, h)
 	if err != nil {
@@ -131,6 +134,10 @@ type OverlayBuilder struct {
 //     brightest channel is 1, and converted to 8 bits by truncation.
 //
 // A base with transparency is first composited over white.
+//
+// A nil base (or a nil pointer inside the interface), an empty one, or one
+// of more than heatmap.MaxPixels pixels, is an error when the picture is
+// rendered.
 func Overlay(base image.Image, m heatmap.Map) *OverlayBuilder {
 	return &OverlayBuilder{base: base, m: m, cmap: Jet, alpha: 0.5, rng: defaultRange}
 }
@@ -166,20 +173,15 @@ func (b *OverlayBuilder) Show() error { return showImage(b.Image()) }
 // Save writes the picture to path as a PNG file, atomically (see [SavePNG]).
 func (b *OverlayBuilder) Save(path string) error { return saveImage(path, b.Image) }
 
-var errNilImage = errors.New("display: nil image")
-
 // render returns the overlay and the heat map at the size of the base image.
 func (b *OverlayBuilder) render() (overlay, heat *image.RGBA, err error) {
-	if b.base == nil {
-		return nil, nil, errNilImage
+	if err := checkImage("Overlay: base image", b.base); err != nil {
+		return nil, nil, err
 	}
 	if !(b.alpha >= 0 && b.alpha <= 1) {
 		return nil, nil, fmt.Errorf("display: overlay alpha %g outside [0, 1]", b.alpha)
 	}
 	bounds := b.base.Bounds()
-	if bounds.Empty() {
-		return nil, nil, fmt.Errorf("display: empty base image %v", bounds)
-	}
 	w, h := bounds.Dx(), bounds.Dy()
 	hb := HeatmapBuilder{m: b.m, cmap: b.cmap, rng: b.rng, width: w, height: h}
 	heat, err = hb.render()

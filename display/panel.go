@@ -68,6 +68,9 @@ func (b *ColorbarBuilder) render(face font.Face) (*image.RGBA, error) {
 	if barH < 2 {
 		return nil, fmt.Errorf("display: colour bar height %d too small (minimum %d)", b.height, 2*pad+2)
 	}
+	if err := checkSize("Colorbar: picture", colorbarWidth, b.height); err != nil {
+		return nil, err
+	}
 	lo, hi := float64(b.rng.lo), float64(b.rng.hi)
 	labels := []struct {
 		y    int // centre of the label
@@ -82,6 +85,9 @@ func (b *ColorbarBuilder) render(face font.Face) (*image.RGBA, error) {
 		labelW = max(labelW, textWidth(face, l.text))
 	}
 	width := 1 + colorbarWidth + 1 + tickLength + 3 + labelW + 1
+	if err := checkSize("Colorbar: picture", width, b.height); err != nil {
+		return nil, err
+	}
 	img := image.NewRGBA(image.Rect(0, 0, width, b.height))
 	draw.Draw(img, img.Bounds(), image.NewUniform(paperColor), image.Point{}, draw.Src)
 
@@ -160,7 +166,11 @@ func (b *PanelBuilder) Image() (image.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return compose([]panelParts{p}, false, f), nil
+	img, err := compose([]panelParts{p}, false, f)
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
 }
 
 // Show displays the panel in the running GoNB notebook cell, or falls back
@@ -237,8 +247,9 @@ const minPanelSide = 112
 var columnHeadings = [3]string{"image", "heat map", "overlay"}
 
 // compose stacks panels vertically on white, each with its caption line,
-// with a line of column headings on top if headings is true.
-func compose(panels []panelParts, headings bool, f *faces) *image.RGBA {
+// with a line of column headings on top if headings is true. A picture of
+// more than heatmap.MaxPixels pixels is an error.
+func compose(panels []panelParts, headings bool, f *faces) (*image.RGBA, error) {
 	capH := lineHeight(f.caption) + 4
 	headH := lineHeight(f.label) + 4
 	width, height := 0, margin
@@ -262,6 +273,9 @@ func compose(panels []panelParts, headings bool, f *faces) *image.RGBA {
 	}
 	width += 2 * margin
 	height += margin
+	if err := checkSize("picture of the panels", width, height); err != nil {
+		return nil, err
+	}
 
 	img := image.NewRGBA(image.Rect(0, 0, width, height))
 	draw.Draw(img, img.Bounds(), image.NewUniform(paperColor), image.Point{}, draw.Src)
@@ -293,7 +307,7 @@ func compose(panels []panelParts, headings bool, f *faces) *image.RGBA {
 		}
 		y += p.height
 	}
-	return img
+	return img, nil
 }
 
 // A Row is one image of a batch with its map and caption, for Rows.
@@ -351,7 +365,11 @@ func (b *RowsBuilder) Image() (image.Image, error) {
 			return nil, fmt.Errorf("display: row %d: %w", i, err)
 		}
 	}
-	return compose(panels, b.headings, f), nil
+	img, err := compose(panels, b.headings, f)
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
 }
 
 // Show displays the picture of all rows in the running GoNB notebook cell,

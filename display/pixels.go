@@ -51,8 +51,8 @@ func (b *PixelGridBuilder) Invert(on bool) *PixelGridBuilder { b.invert = on; re
 // Image renders the grid. Cells are separated by 1-pixel grey lines, so the
 // picture is width*cell+1 by height*cell+1 pixels.
 func (b *PixelGridBuilder) Image() (image.Image, error) {
-	if b.img == nil {
-		return nil, errNilImage
+	if err := checkImage("PixelGrid: img", b.img); err != nil {
+		return nil, err
 	}
 	r := b.img.Bounds()
 	if r.Empty() || r.Dx() > MaxPixelGridSide || r.Dy() > MaxPixelGridSide {
@@ -61,6 +61,14 @@ func (b *PixelGridBuilder) Image() (image.Image, error) {
 	}
 	if b.cell < MinPixelGridCell {
 		return nil, fmt.Errorf("display: PixelGrid cell size %d below the minimum %d", b.cell, MinPixelGridCell)
+	}
+	// The cell size is checked on its own first, so that the picture's
+	// sides cannot overflow.
+	if err := checkSize("PixelGrid: cell", b.cell, b.cell); err != nil {
+		return nil, err
+	}
+	if err := checkSize("PixelGrid: picture", r.Dx()*b.cell+1, r.Dy()*b.cell+1); err != nil {
+		return nil, err
 	}
 	face, err := newFace(math.Round(float64(b.cell) * 0.45))
 	if err != nil {

@@ -334,8 +334,8 @@ func (b *ReportBuilder) legend() (template.URL, error) {
 
 // page checks page i and renders its pictures.
 func (b *ReportBuilder) page(info ReportInfo, legend template.URL, i int, p ReportPage) (pageView, error) {
-	if p.Image == nil {
-		return pageView{}, errNilImage
+	if err := checkImage("Report: page image", p.Image); err != nil {
+		return pageView{}, err
 	}
 	if err := p.Map.Validate(); err != nil {
 		return pageView{}, err

@@ -95,6 +95,8 @@ type FeatureMap struct {
 // Extract runs the batch x (preprocessed, see [models.Input.Tensor]) through
 // the runner's model once and returns the activations of the named layers
 // (see [Select]: [All] is every layer with spatial axes), in model order.
+// A NaN or an infinity in the input, an activation or the logits is a
+// [*NonFiniteError].
 func Extract(r *models.Runner, x *tensors.Tensor, layers ...string) (*Activations, error) {
 	m := r.Model()
 	sel, err := Select(m, layers...)
@@ -127,6 +129,9 @@ func Extract(r *models.Runner, x *tensors.Tensor, layers ...string) (*Activation
 			return nil, err
 		}
 		out.Maps = append(out.Maps, fm)
+	}
+	if err := out.checkFinite(x); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -35,13 +35,16 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	heat, err := res.Map(0, 0) // image 0, its first target
+	if err != nil {
+		log.Fatal(err)
+	}
 	out := filepath.Join(os.TempDir(), "convlens-example-cam.png")
 	defer os.Remove(out)
-	if err := display.Overlay(img, res.Map(0, 0)).Save(out); err != nil {
+	if err := display.Overlay(img, heat).Save(out); err != nil {
 		log.Fatal(err)
 	}
 
-	heat := res.Map(0, 0)
 	_, hi := heat.MinMax()
 	fmt.Println("layer:", res.Layers[0])
 	fmt.Printf("map: %dx%d, max %.4f\n", heat.Width, heat.Height, hi)
@@ -79,9 +82,9 @@ func ExampleBuilder_Done() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(cam.Method().Name(), res.N, "images, class", res.Class(0, 0), res.Class(1, 0))
+	fmt.Println(cam.Method().Name(), res.N, "images, classes", res.Classes)
 	fmt.Printf("raw map at layer resolution: %dx%d\n", res.Raw[0].Width, res.Raw[0].Height)
 	// Output:
-	// hirescam 2 images, class 3 3
+	// hirescam 2 images, classes [3 3]
 	// raw map at layer resolution: 16x16
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/activation"
 	"github.com/gomlx/gomlx/ml/model"
 )
@@ -18,37 +19,43 @@ import (
 // CAM family.
 
 // inputMethod is implemented by the methods that differentiate with respect
-// to the input. The CAM takes the gradient ∂score/∂x at S points per image
-// (the image itself, noisy copies, a path from a baseline), averages it over
-// the points, and calls Map(x, ḡ) with x and ḡ channels-first [N,C,H,W].
+// to the input. The CAM takes the gradient ∂score/∂x, at the image itself
+// or averaged over the points of a [pointMethod], and calls Map(x, ḡ) with
+// x and ḡ channels-first [N,C,H,W].
 type inputMethod interface {
 	Method
-	// samples is the number S of points per image.
-	samples() int
-	// noiseSigma > 0 asks for noise [S, x's dims...] from NormalNoise(noiseSeed()).
-	noiseSigma() float64
-	noiseSeed() uint64
-	// points returns the S points of each image, [S·N, ...] in the model's
-	// layout with point s of image n at s·N + n, or nil for x itself.
-	points(x, noise *graph.Node) *graph.Node
 	// guided selects guided backpropagation through the model's ReLUs.
 	guided() bool
 	// needsLayers is true when the method also computes a CAM at layers.
 	needsLayers() bool
 }
 
+// pointMethod is an input method whose gradient is the mean over S points
+// of each image (noisy copies, a path from a baseline) instead of the
+// gradient at the image. [CAM.explainPoints] evaluates the points in calls
+// of the model of at most [Builder.PointsPerCall] points.
+type pointMethod interface {
+	inputMethod
+	// samples is the number S of points per image.
+	samples() int
+	// pointInput returns what points needs for points first..first+count−1
+	// of images img..img+n−1 of a batch of total images, each of dims (x's
+	// dims without the batch axis).
+	pointInput(first, count, img, n, total int, dims []int) *tensors.Tensor
+	// points returns count points of each image of x [N,...], from in
+	// (what pointInput returned), [count·N, ...] in the model's layout with
+	// point s of image n at s·N + n.
+	points(x, in *graph.Node) *graph.Node
+}
+
 // SaliencyMethod is vanilla gradient saliency (Simonyan et al., 2014):
 // map_ij = max_c |∂score/∂x_cij|.
 type SaliencyMethod struct{}
 
-func (SaliencyMethod) Name() string                        { return "saliency" }
-func (SaliencyMethod) Map(_, g *graph.Node) *graph.Node    { return maxAbsChannel(g) }
-func (SaliencyMethod) samples() int                        { return 1 }
-func (SaliencyMethod) noiseSigma() float64                 { return 0 }
-func (SaliencyMethod) noiseSeed() uint64                   { return 0 }
-func (SaliencyMethod) points(_, _ *graph.Node) *graph.Node { return nil }
-func (SaliencyMethod) guided() bool                        { return false }
-func (SaliencyMethod) needsLayers() bool                   { return false }
+func (SaliencyMethod) Name() string                     { return "saliency" }
+func (SaliencyMethod) Map(_, g *graph.Node) *graph.Node { return maxAbsChannel(g) }
+func (SaliencyMethod) guided() bool                     { return false }
+func (SaliencyMethod) needsLayers() bool                { return false }
 
 // SmoothGradMethod averages the gradient over noisy copies of the image
 // (Smilkov et al., 2017): ḡ = (1/S) Σ_s ∂score/∂x at x + σ·ε_s, with
@@ -64,10 +71,23 @@ type SmoothGradMethod struct {
 func (m SmoothGradMethod) Name() string                     { return "smoothgrad" }
 func (m SmoothGradMethod) Map(_, g *graph.Node) *graph.Node { return maxAbsChannel(g) }
 func (m SmoothGradMethod) samples() int                     { return max(m.Samples, 1) }
-func (m SmoothGradMethod) noiseSigma() float64              { return m.Sigma }
-func (m SmoothGradMethod) noiseSeed() uint64                { return m.Seed }
 func (m SmoothGradMethod) guided() bool                     { return false }
 func (m SmoothGradMethod) needsLayers() bool                { return false }
+
+// pointInput is the noise ε of the points, [count, n, dims...]: the part of
+// NormalNoise(Seed, S·total·size) laid out [S, total, dims...] that they take.
+func (m SmoothGradMethod) pointInput(first, count, img, n, total int, dims []int) *tensors.Tensor {
+	size := 1
+	for _, d := range dims {
+		size *= d
+	}
+	noise := make([]float32, count*n*size)
+	for s := range count {
+		normalNoiseAt(noise[s*n*size:(s+1)*n*size], m.Seed, ((first+s)*total+img)*size)
+	}
+	return tensors.FromFlatDataAndDimensions(noise, append([]int{count, n}, dims...)...)
+}
+
 func (m SmoothGradMethod) points(x, noise *graph.Node) *graph.Node {
 	rank := x.Rank()
 	axes := make([]int, rank-1)
@@ -77,7 +97,7 @@ func (m SmoothGradMethod) points(x, noise *graph.Node) *graph.Node {
 	hi := graph.ReduceAndKeep(x, graph.ReduceMax, axes...)
 	lo := graph.ReduceAndKeep(x, graph.ReduceMin, axes...)
 	sigma := graph.MulScalar(graph.Sub(hi, lo), m.Sigma) // [N,1,1,1]
-	pts := graph.Add(graph.ExpandAxes(x, 0), graph.Mul(graph.ExpandAxes(sigma, 0), noise))
+	pts := graph.Add(graph.ExpandAxes(x, 0), graph.Mul(graph.ExpandAxes(sigma, 0), graph.ConvertDType(noise, x.DType())))
 	return mergeLeading(pts)
 }
 
@@ -96,23 +116,27 @@ func (m IntegratedGradientsMethod) Name() string { return "integratedgradients" 
 func (m IntegratedGradientsMethod) Map(x, g *graph.Node) *graph.Node {
 	return graph.ReduceSum(graph.Mul(graph.AddScalar(x, -m.Baseline), g), 1)
 }
-func (m IntegratedGradientsMethod) samples() int        { return max(m.Steps, 1) }
-func (m IntegratedGradientsMethod) noiseSigma() float64 { return 0 }
-func (m IntegratedGradientsMethod) noiseSeed() uint64   { return 0 }
-func (m IntegratedGradientsMethod) guided() bool        { return false }
-func (m IntegratedGradientsMethod) needsLayers() bool   { return false }
-func (m IntegratedGradientsMethod) points(x, _ *graph.Node) *graph.Node {
+func (m IntegratedGradientsMethod) samples() int      { return max(m.Steps, 1) }
+func (m IntegratedGradientsMethod) guided() bool      { return false }
+func (m IntegratedGradientsMethod) needsLayers() bool { return false }
+
+// pointInput is the α of the points, [count] (float32).
+func (m IntegratedGradientsMethod) pointInput(first, count, _, _, _ int, _ []int) *tensors.Tensor {
 	s := m.samples()
-	alphas := make([]float32, s)
+	alphas := make([]float32, count)
 	for i := range alphas {
-		alphas[i] = (float32(i) + 0.5) / float32(s)
+		alphas[i] = (float32(first+i) + 0.5) / float32(s)
 	}
+	return tensors.FromFlatDataAndDimensions(alphas, count)
+}
+
+func (m IntegratedGradientsMethod) points(x, alphas *graph.Node) *graph.Node {
 	shape := make([]int, x.Rank()+1)
 	for i := range shape {
 		shape[i] = 1
 	}
-	shape[0] = s
-	alpha := graph.ConvertDType(graph.Reshape(graph.Const(x.Graph(), alphas), shape...), x.DType())
+	shape[0] = alphas.Shape().Dimensions[0]
+	alpha := graph.ConvertDType(graph.Reshape(alphas, shape...), x.DType())
 	diff := graph.ExpandAxes(graph.AddScalar(x, -m.Baseline), 0)
 	return mergeLeading(graph.AddScalar(graph.Mul(alpha, diff), m.Baseline))
 }
@@ -126,14 +150,10 @@ func (m IntegratedGradientsMethod) points(x, _ *graph.Node) *graph.Node {
 // model without ReLUs is an error.
 type GuidedBackpropMethod struct{}
 
-func (GuidedBackpropMethod) Name() string                        { return "guidedbackprop" }
-func (GuidedBackpropMethod) Map(_, g *graph.Node) *graph.Node    { return maxAbsChannel(g) }
-func (GuidedBackpropMethod) samples() int                        { return 1 }
-func (GuidedBackpropMethod) noiseSigma() float64                 { return 0 }
-func (GuidedBackpropMethod) noiseSeed() uint64                   { return 0 }
-func (GuidedBackpropMethod) points(_, _ *graph.Node) *graph.Node { return nil }
-func (GuidedBackpropMethod) guided() bool                        { return true }
-func (GuidedBackpropMethod) needsLayers() bool                   { return false }
+func (GuidedBackpropMethod) Name() string                     { return "guidedbackprop" }
+func (GuidedBackpropMethod) Map(_, g *graph.Node) *graph.Node { return maxAbsChannel(g) }
+func (GuidedBackpropMethod) guided() bool                     { return true }
+func (GuidedBackpropMethod) needsLayers() bool                { return false }
 
 // GuidedGradCAMMethod multiplies guided backpropagation by the Grad-CAM map
 // (Selvaraju et al., 2017): map_ij = cam_ij · max_c |ĝ_cij|, where cam is the
@@ -143,14 +163,10 @@ func (GuidedBackpropMethod) needsLayers() bool                   { return false 
 // maximum of its magnitude is this map.
 type GuidedGradCAMMethod struct{}
 
-func (GuidedGradCAMMethod) Name() string                        { return "guidedgradcam" }
-func (GuidedGradCAMMethod) Map(_, g *graph.Node) *graph.Node    { return maxAbsChannel(g) }
-func (GuidedGradCAMMethod) samples() int                        { return 1 }
-func (GuidedGradCAMMethod) noiseSigma() float64                 { return 0 }
-func (GuidedGradCAMMethod) noiseSeed() uint64                   { return 0 }
-func (GuidedGradCAMMethod) points(_, _ *graph.Node) *graph.Node { return nil }
-func (GuidedGradCAMMethod) guided() bool                        { return true }
-func (GuidedGradCAMMethod) needsLayers() bool                   { return true }
+func (GuidedGradCAMMethod) Name() string                     { return "guidedgradcam" }
+func (GuidedGradCAMMethod) Map(_, g *graph.Node) *graph.Node { return maxAbsChannel(g) }
+func (GuidedGradCAMMethod) guided() bool                     { return true }
+func (GuidedGradCAMMethod) needsLayers() bool                { return true }
 
 // The input methods with their default settings.
 var (
@@ -173,23 +189,128 @@ func mergeLeading(x *graph.Node) *graph.Node {
 	return graph.Reshape(x, append([]int{dims[0] * dims[1]}, dims[2:]...)...)
 }
 
-// inputMaps builds the maps [N,K,H,W] of an input method.
-func (c *CAM) inputMaps(scope *model.Scope, im inputMethod, x, noise, logits *graph.Node, acts []*graph.Node, classes, scores *graph.Node, t Target) *graph.Node {
-	m := c.runner.Model()
-	layout := m.Input().Layout
-	n := x.Shape().Dimensions[0]
-	xs, logitsP := x, logits
-	pts := im.points(x, noise)
-	s := 1
-	if pts != nil {
-		s = im.samples()
-		xs = pts
-		logitsP, _ = m.Forward(scope, xs, nil)
+// explainPoints runs a point method: the gradients at the points, in calls
+// of at most [Builder.PointsPerCall] points (see pointPlan), summed over the
+// calls into the mean gradient ḡ [N,K,...x's dims], then the maps from ḡ.
+// Each call also runs the model on its images as they are, for their logits
+// and classes: one forward pass per call is cheaper in memory than a graph
+// of its own, which would hold its own copy of the weights.
+func (c *CAM) explainPoints(pm pointMethod, x *tensors.Tensor, t Target, given *tensors.Tensor) (*Result, error) {
+	dims := x.Shape().Dimensions
+	n, s := dims[0], pm.samples()
+	size := x.Shape().Size() / n
+	var sum, logits []float32 // Σ_s ∂score_k/∂x at point s [N,K,...]; logits [N,classes]
+	var classes []int32       // [N,K]
+	var k, numClasses int
+	pl := c.plan(n, s)
+	fn, key := c.pointsGraph(pm, t, pl.per), c.key("points-chunk", t, fmt.Sprint(pl.per))
+	batch := []*tensors.Tensor{x}
+	if given != nil {
+		batch = append(batch, given)
 	}
+	err := pl.run(batch, func(p, skip, first int, group []*tensors.Tensor) error {
+		g := group[0].Shape().Dimensions[0]
+		keep := make([]float32, pl.per) // 0 for the points an earlier call evaluated
+		for j := skip; j < pl.per; j++ {
+			keep[j] = 1
+		}
+		in := pm.pointInput(p, pl.per, first, g, n, dims[1:])
+		defer in.FinalizeAll()
+		args := []any{group[0]}
+		if given != nil {
+			args = append(args, group[1])
+		}
+		outs, err := c.exec(key, fn, append(args, in, keep)...)
+		if err != nil {
+			return err
+		}
+		defer finalizeAll(outs)
+		if sum == nil {
+			k, numClasses = outs[1].Shape().Dimensions[1], outs[0].Shape().Dimensions[1]
+			sum, logits, classes = make([]float32, n*k*size), make([]float32, n*numClasses), make([]int32, n*k)
+		}
+		if p == 0 {
+			copy(logits[first*numClasses:], tensors.MustCopyFlatData[float32](outs[0]))
+			copy(classes[first*k:], tensors.MustCopyFlatData[int32](outs[1]))
+		}
+		return tensors.ConstFlatData(outs[2], func(grad []float32) { // [G,K,...]
+			dst := sum[first*k*size:]
+			for i, v := range grad {
+				dst[i] += v
+			}
+		})
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	for i := range sum {
+		sum[i] /= float32(s)
+	}
+	outs, err := c.exec(c.key("points-maps", t), c.mapsGraph(t, func(scores *graph.Node, inputs []*graph.Node) []*graph.Node {
+		x, mean := inputs[0], inputs[1]
+		gs := make([]*graph.Node, mean.Shape().Dimensions[1])
+		for ti := range gs {
+			gs[ti] = graph.Reshape(graph.SliceAxis(mean, 1, graph.AxisElem(ti)), x.Shape().Dimensions...)
+		}
+		return []*graph.Node{c.gradientMaps(pm, x, gs, nil)}
+	}), tensors.FromFlatDataAndDimensions(logits, n, numClasses), tensors.FromFlatDataAndDimensions(classes, n, k),
+		x, tensors.FromFlatDataAndDimensions(sum, append([]int{n, k}, dims[1:]...)...))
+	if err != nil {
+		return nil, err
+	}
+	return c.result(outs)
+}
+
+// pointsGraph returns the graph of one call of the model for a point
+// method: inputs a group of G images x, for class targets their classes
+// [G,K] (int32), the points' input (see pointMethod.pointInput) for per
+// points of each image, and a weight [per] (1, or 0 for a point to leave
+// out); outputs the logits of x itself, the classes [G,K] explained (chosen
+// on them) and the weighted sum over the points of the gradient of each
+// target's score, [G,K,...x's dims].
+func (c *CAM) pointsGraph(pm pointMethod, t Target, per int) func(*model.Scope, []*graph.Node) []*graph.Node {
+	m := c.runner.Model()
+	return func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
+		x, rest := inputs[0], inputs[1:]
+		var given *graph.Node
+		if t.needsClasses() {
+			given, rest = rest[0], rest[1:]
+		}
+		in, keep := rest[0], rest[1]
+		dims := x.Shape().Dimensions
+		logits, _ := m.Forward(scope, x, nil)
+		checkLogits(logits)
+		classes, _ := t.scores(logits, given)
+		g, k := dims[0], classes.Shape().Dimensions[1]
+		xs := pm.points(x, in)
+		logitsP, _ := m.Forward(scope, xs, nil)
+		classesP := mergeLeading(graph.BroadcastToDims(graph.ExpandAxes(classes, 0), per, g, k))
+		grads := inputGradients(pm, m.Name(), xs, logitsP, func(l *graph.Node) *graph.Node { return t.rescore(l, classesP) })
+		wShape := make([]int, len(dims)+1)
+		for i := range wShape {
+			wShape[i] = 1
+		}
+		wShape[0] = per
+		w := graph.ConvertDType(graph.Reshape(keep, wShape...), x.DType())
+		sums := make([]*graph.Node, len(grads))
+		for ti, gr := range grads {
+			gr = graph.Reshape(gr, append([]int{per, g}, dims[1:]...)...)
+			sums[ti] = graph.ReduceSum(graph.Mul(gr, w), 0)
+		}
+		return []*graph.Node{logits, classes, graph.Stack(sums, 1)}
+	}
+}
+
+// inputGradients returns, for each of the K targets, the gradient with
+// respect to xs of the sum over images of the score that score computes
+// from logits (the model's output on xs), [M,...xs's dims]. Guided methods
+// backpropagate through guided ReLUs: score then gets the logits of a copy
+// of the model's graph.
+func inputGradients(im inputMethod, model string, xs, logits *graph.Node, score func(logits *graph.Node) *graph.Node) []*graph.Node {
 	if im.guided() {
 		entry := graph.Identity(xs)
 		count := 0
-		logitsP = rewire(logitsP, map[*graph.Node]*graph.Node{xs: entry}, func(orig, clone *graph.Node) *graph.Node {
+		logits = rewire(logits, map[*graph.Node]*graph.Node{xs: entry}, func(orig, clone *graph.Node) *graph.Node {
 			if isReLU(orig) {
 				count++
 				return graph.IdentityWithCustomGradient(clone, func(_, v *graph.Node) *graph.Node { return activation.Relu(v) })
@@ -197,18 +318,27 @@ func (c *CAM) inputMaps(scope *model.Scope, im inputMethod, x, noise, logits *gr
 			return clone
 		})
 		if count == 0 {
-			panic(fmt.Errorf("%s needs ReLUs, and model %s has none that convlens recognises", im.Name(), m.Name()))
+			panic(fmt.Errorf("%s needs ReLUs, and model %s has none that convlens recognises", im.Name(), model))
 		}
 		xs = entry
 	}
-	classesP := classes
-	if s > 1 {
-		classesP = mergeLeading(graph.BroadcastToDims(graph.ExpandAxes(classes, 0), append([]int{s}, classes.Shape().Dimensions...)...))
+	scores := score(logits)
+	grads := make([]*graph.Node, scores.Shape().Dimensions[1])
+	for ti := range grads {
+		grads[ti] = graph.Gradient(graph.ReduceAllSum(graph.SliceAxis(scores, 1, graph.AxisElem(ti))), xs)[0]
 	}
-	scoresP := scores
-	if logitsP != logits {
-		scoresP = t.rescore(logitsP, classesP)
-	}
+	return grads
+}
+
+// inputMaps builds the maps [N,K,H,W] of an input method from the gradient
+// at x, in the graph of the model's forward pass (logits, acts).
+func (c *CAM) inputMaps(im inputMethod, x, logits *graph.Node, acts []*graph.Node, classes, scores *graph.Node, t Target) *graph.Node {
+	gs := inputGradients(im, c.runner.Model().Name(), x, logits, func(l *graph.Node) *graph.Node {
+		if l == logits {
+			return scores
+		}
+		return t.rescore(l, classes)
+	})
 	var cam *graph.Node
 	if im.needsLayers() {
 		// The Grad-CAM map, normalised as always, whatever the options.
@@ -216,22 +346,24 @@ func (c *CAM) inputMaps(scope *model.Scope, im inputMethod, x, noise, logits *gr
 		plain.relu, plain.normalize = true, true
 		cam = plain.finish(c.layerMaps(GradCAM, logits, acts, scores))
 	}
-	k := scores.Shape().Dimensions[1]
+	return c.gradientMaps(im, x, gs, cam)
+}
+
+// gradientMaps builds the maps [N,K,H,W] of an input method from x and the
+// gradient of each target's score gs[k] [N,...x's dims], both in the
+// model's layout, multiplied by the target's map of cam [N,K,H,W] if not nil.
+func (c *CAM) gradientMaps(im inputMethod, x *graph.Node, gs []*graph.Node, cam *graph.Node) *graph.Node {
+	layout := c.runner.Model().Input().Layout
+	n := x.Shape().Dimensions[0]
 	xc := channelsFirst(x, layout)
-	var maps []*graph.Node
-	for ti := range k {
-		score := graph.ReduceAllSum(graph.SliceAxis(scoresP, 1, graph.AxisElem(ti)))
-		g := graph.Gradient(score, xs)[0]
-		if s > 1 {
-			dims := g.Shape().Dimensions
-			g = graph.ReduceMean(graph.Reshape(g, append([]int{s, n}, dims[1:]...)...), 0)
-		}
+	maps := make([]*graph.Node, len(gs))
+	for ti, g := range gs {
 		mp := im.Map(xc, channelsFirst(g, layout))
 		if cam != nil {
 			d := cam.Shape().Dimensions
 			mp = graph.Mul(mp, graph.Reshape(graph.SliceAxis(cam, 1, graph.AxisElem(ti)), n, d[2], d[3]))
 		}
-		maps = append(maps, mp)
+		maps[ti] = mp
 	}
 	return graph.Stack(maps, 1)
 }

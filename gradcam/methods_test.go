@@ -224,7 +224,7 @@ func TestTopKAndLayersForEveryKindOfMethod(t *testing.T) {
 			}
 			second := make([]int, top.N)
 			for n := range second {
-				second[n] = top.Class(n, 1)
+				second[n] = top.Classes[n*top.K+1]
 			}
 			for li, layer := range layers {
 				single, err := gradcam.New(r, layer).Method(m).Done()

@@ -18,11 +18,18 @@ import (
 // s_j = z ⊕ z>>31. The arithmetic is float64, the result rounded to float32.
 func NormalNoise(seed uint64, n int) []float32 {
 	out := make([]float32, n)
-	for i := range out {
-		u1, u2 := Uniform(seed, uint64(2*i)), Uniform(seed, uint64(2*i+1))
-		out[i] = float32(math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2))
-	}
+	normalNoiseAt(out, seed, 0)
 	return out
+}
+
+// normalNoiseAt fills dst with samples first, first+1, ... of
+// NormalNoise(seed, ·), so that a slice of a long stream costs its own size.
+func normalNoiseAt(dst []float32, seed uint64, first int) {
+	for i := range dst {
+		j := uint64(first + i)
+		u1, u2 := Uniform(seed, 2*j), Uniform(seed, 2*j+1)
+		dst[i] = float32(math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2))
+	}
 }
 
 // Uniform returns U(j) of [NormalNoise]: a uniform sample in (0, 1), the j-th of the stream seed.

@@ -245,8 +245,8 @@ func TestIntegratedGradientsCompleteness(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		base := tensors.MustCopyFlatData[float32](logits)[res.Class(n, 0)]
-		want := float64(res.Score(n, 0) - base)
+		base := tensors.MustCopyFlatData[float32](logits)[res.Classes[n*res.K]]
+		want := float64(res.Scores[n*res.K] - base)
 		if math.Abs(sum-want) > 0.02*math.Abs(want) {
 			t.Errorf("image %d: IG map sums to %.4f, score − baseline score = %.4f", n, sum, want)
 		}

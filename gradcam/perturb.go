@@ -16,11 +16,11 @@ import (
 // channel (Score-CAM), or with the channel zeroed (Ablation-CAM). The map is
 // Σ_k w_k A_k, as for [ChannelWeights].
 //
-// The CAM runs the passes in batches of [Builder.BatchSize] copies of each
-// image per call of the model, reports [Progress], and refuses batches that
-// need more than [Builder.MaxPasses] passes ([CAM.Passes] says how many a
-// batch needs). The maps then come from one more graph, normalised like the
-// other methods'.
+// The CAM runs the passes in calls of the model of at most
+// [Builder.PointsPerCall] copies, reports [Progress], and refuses batches
+// that need more than [Builder.MaxPasses] passes ([CAM.Passes] says how many
+// a batch needs). The maps then come from one more graph, normalised like
+// the other methods'.
 type Perturbation struct {
 	// MethodName is returned by Name.
 	MethodName string
@@ -70,9 +70,10 @@ var (
 )
 
 // explainPerturbation runs a perturbation method: a base pass for the
-// classes, the batched perturbed passes per layer, then the maps.
-func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, classesIn *tensors.Tensor) (*Result, error) {
-	m := c.runner.Model()
+// logits, the classes and the layers' activations, the perturbed passes
+// layer by layer in calls of at most [Builder.PointsPerCall] copies (see
+// pointPlan), then the maps.
+func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, given *tensors.Tensor) (*Result, error) {
 	n := x.Shape().Dimensions[0]
 	total := c.Passes(n)
 	if c.maxPasses > 0 && total > c.maxPasses {
@@ -80,88 +81,95 @@ func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, c
 			"raise the limit, explain fewer images at once, or pick a layer with fewer channels",
 			p.Name(), total, n, c.describeChannels(), c.maxPasses)
 	}
-	exec := func(key string, fn func(*model.Scope, []*graph.Node) []*graph.Node, args ...any) ([]*tensors.Tensor, error) {
-		e, err := c.runner.Exec(key, fn)
-		if err != nil {
-			return nil, err
-		}
-		outs, err := e.Exec(args...)
-		if err != nil {
-			return nil, fmt.Errorf("computing %s on %s: %w", p.Name(), m.Name(), err)
-		}
-		return outs, nil
-	}
 
-	// The classes and scores of the unperturbed images.
+	// The unperturbed images: logits, classes, activations read as maps.
+	m := c.runner.Model()
 	args := []any{x}
-	if classesIn != nil {
-		args = append(args, classesIn)
+	if given != nil {
+		args = append(args, given)
 	}
-	outs, err := exec(c.key("perturb-base", t), func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
-		logits, _ := m.Forward(scope, inputs[0], nil)
+	base, err := c.exec(c.key("perturb-base", t), func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
+		logits, acts := m.Forward(scope, inputs[0], c.layers)
 		checkLogits(logits)
 		var given *graph.Node
 		if len(inputs) > 1 {
 			given = inputs[1]
 		}
 		classes, _ := t.scores(logits, given)
-		return []*graph.Node{classes}
+		outs := []*graph.Node{logits, classes}
+		for li, a := range acts {
+			outs = append(outs, c.grids[li].Map(a))
+		}
+		return outs
 	}, args...)
 	if err != nil {
 		return nil, err
 	}
-	classes := outs[0]
-	defer classes.FinalizeAll()
+	defer finalizeAll(base)
+	logits, classes, acts := base[0], base[1], base[2:]
 	k := classes.Shape().Dimensions[1]
 
-	// The perturbed passes, layer by layer, in chunks of b channels.
+	// The perturbed passes, layer by layer.
 	done := 0
-	final := []any{x, classes}
+	final := []any{logits, classes}
 	for li, g := range c.grids {
 		ch, name := g.Channels, c.layers[li]
-		b := min(c.batchSize, ch)
+		pl := c.plan(n, ch)
 		perturbed := make([]float32, n*k*ch)
-		fn := c.chunkGraph(p, t, li, b)
-		for start := 0; start < ch; start += b {
-			s := min(start, ch-b) // the last chunk overlaps the previous one
-			outs, err := exec(c.key("perturb-chunk", t, name, fmt.Sprint(b)), fn, x, classes, int32(s))
-			if err != nil {
-				return nil, err
+		fn, key := c.chunkGraph(p, t, li, pl.per), c.key("perturb-chunk", t, name, fmt.Sprint(pl.per))
+		batch := []*tensors.Tensor{x, classes}
+		if !p.Ablate {
+			batch = append(batch, acts[li])
+		}
+		err := pl.run(batch, func(s, _, first int, group []*tensors.Tensor) error {
+			args := []any{group[0], group[1], int32(s)}
+			if !p.Ablate {
+				args = append(args, group[2])
 			}
-			scores := tensors.MustCopyFlatData[float32](outs[0]) // [N,B,K]
-			outs[0].FinalizeAll()
-			for img := range n {
-				for j := range b {
-					for tk := range k {
-						perturbed[(img*k+tk)*ch+s+j] = scores[(img*b+j)*k+tk]
+			outs, err := c.exec(key, fn, args...)
+			if err != nil {
+				return err
+			}
+			defer finalizeAll(outs)
+			return tensors.ConstFlatData(outs[0], func(scores []float32) { // [G,per,K]
+				for img := range group[0].Shape().Dimensions[0] {
+					for j := range pl.per {
+						for tk := range k {
+							perturbed[((first+img)*k+tk)*ch+s+j] = scores[(img*pl.per+j)*k+tk]
+						}
 					}
 				}
-			}
-			done += n * (min(start+b, ch) - start)
+			})
+		}, func(d int) {
 			if c.progress != nil {
-				c.progress(Progress{Method: p.Name(), Layer: name, Done: done, Total: total})
+				c.progress(Progress{Method: p.Name(), Layer: name, Done: done + d, Total: total})
 			}
+		})
+		if err != nil {
+			return nil, err
 		}
+		done += n * ch
 		final = append(final, tensors.FromFlatDataAndDimensions(perturbed, n, k, ch))
+	}
+	for _, a := range acts {
+		final = append(final, a)
 	}
 
 	// The maps from the weights.
-	outs, err = exec(c.key("perturb-maps", t), func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
-		logits, acts := m.Forward(scope, inputs[0], c.layers)
-		classes, scores := t.scores(logits, inputs[1])
-		raws := make([]*graph.Node, len(acts))
-		for li, a := range acts {
-			w := p.Weights(scores, inputs[2+li]) // [N,K,C]
-			a = c.grids[li].Map(a)
-			var perTarget []*graph.Node
-			for ti := range k {
-				wt := graph.Reshape(graph.SliceAxis(w, 1, graph.AxisElem(ti)), n, w.Shape().Dimensions[2])
-				perTarget = append(perTarget, p.Map(a, wt))
+	outs, err := c.exec(c.key("perturb-maps", t), c.mapsGraph(t, func(scores *graph.Node, inputs []*graph.Node) []*graph.Node {
+		layers := len(inputs) / 2
+		raws := make([]*graph.Node, layers)
+		for li := range raws {
+			w, a := p.Weights(scores, inputs[li]), inputs[layers+li] // [N,K,C], [N,C,h,w]
+			d := w.Shape().Dimensions
+			perTarget := make([]*graph.Node, d[1])
+			for ti := range perTarget {
+				perTarget[ti] = p.Map(a, graph.Reshape(graph.SliceAxis(w, 1, graph.AxisElem(ti)), d[0], d[2]))
 			}
 			raws[li] = graph.Stack(perTarget, 1)
 		}
-		return append([]*graph.Node{logits, classes, scores, c.finish(raws)}, raws...)
-	}, final...)
+		return raws
+	}), final...)
 	if err != nil {
 		return nil, err
 	}
@@ -180,9 +188,12 @@ func (c *CAM) describeChannels() string {
 	return s
 }
 
-// chunkGraph returns the graph of one chunk of passes at layer li: inputs x,
-// the classes [N,K] (int32) and the first channel (int32 scalar); output the
-// scores of the b perturbed copies of each image, [N,B,K].
+// chunkGraph returns the graph of one call of the model at layer li:
+// inputs a group of G images x, their classes [G,K] (int32), the first
+// channel (int32 scalar) and, for Score-CAM, the layer's activation read as
+// maps [G,C,h,w] (from the base pass, so that no call runs the unperturbed
+// model again); output the scores of the b perturbed copies of each image,
+// [G,B,K].
 func (c *CAM) chunkGraph(p Perturbation, t Target, li, b int) func(*model.Scope, []*graph.Node) []*graph.Node {
 	m := c.runner.Model()
 	in := m.Input()
@@ -194,8 +205,7 @@ func (c *CAM) chunkGraph(p Perturbation, t Target, li, b int) func(*model.Scope,
 		k := classes.Shape().Dimensions[1]
 		var logits *graph.Node
 		if !p.Ablate {
-			_, acts := m.Forward(scope, x, []string{layer})
-			a := grid.Map(acts[0]) // [N,C,h,w]
+			a := inputs[3] // [N,C,h,w]
 			// Channels start..start+b−1, picked with a one-hot matrix (the
 			// pure-Go backend has no DynamicSlice).
 			ch := a.Shape().Dimensions[1]

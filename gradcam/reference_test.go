@@ -136,7 +136,7 @@ func TestTopKInOnePassMatchesPyTorch(t *testing.T) {
 	}
 	for n, classes := range man.Top3.Classes {
 		for k, c := range classes {
-			if got := res.Class(n, k); got != c {
+			if got := res.Classes[n*res.K+k]; got != c {
 				t.Errorf("image %d rank %d: class %d, PyTorch's top-3 has %d", n, k, got, c)
 			}
 		}

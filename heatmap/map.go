@@ -24,15 +24,40 @@ type Map struct {
 	Values        []float32
 }
 
+// MaxPixels is the most values (pixels) of a map that this package
+// allocates, in [New] and [Map.Resize], and of a picture that package
+// display draws or reads. A size larger than that is refused with an error
+// before anything is allocated: a 100000x100000 map would take 40 GB. 100
+// megapixels is more than any screen or printed page shows. Set it before
+// the call to allow larger maps.
+var MaxPixels = 100_000_000
+
+// CheckSize reports an error if width x height is not a positive size of at
+// most [MaxPixels] pixels; what names the thing of that size in the message.
+func CheckSize(what string, width, height int) error {
+	if width <= 0 || height <= 0 {
+		return fmt.Errorf("%s size %dx%d: both sides must be at least 1", what, width, height)
+	}
+	if height > MaxPixels/width {
+		return fmt.Errorf("%s size %dx%d is %.1f megapixels, over the limit of %.1f (heatmap.MaxPixels): ask for a smaller size, or raise heatmap.MaxPixels",
+			what, width, height, float64(width)*float64(height)/1e6, float64(MaxPixels)/1e6)
+	}
+	return nil
+}
+
 // New returns a Map of the given size that uses values as its storage
-// (without copying). If values is nil, New allocates a map of zeros.
-// It returns an error if a dimension is not positive or if len(values) is
-// not width*height.
+// (without copying). If values is nil, New allocates a map of zeros, of at
+// most [MaxPixels] values. It returns an error if a dimension is not
+// positive, if len(values) is not width*height, or if New would allocate
+// more than MaxPixels values.
 func New(width, height int, values []float32) (Map, error) {
 	if width <= 0 || height <= 0 {
 		return Map{}, fmt.Errorf("heatmap: invalid map size %dx%d", width, height)
 	}
 	if values == nil {
+		if err := CheckSize("heatmap.New: map", width, height); err != nil {
+			return Map{}, err
+		}
 		values = make([]float32, width*height)
 	}
 	m := Map{Width: width, Height: height, Values: values}
@@ -49,9 +74,14 @@ func (m Map) Validate() error {
 	if m.Width <= 0 || m.Height <= 0 {
 		return fmt.Errorf("heatmap: invalid map size %dx%d", m.Width, m.Height)
 	}
-	if len(m.Values) != m.Width*m.Height {
-		return fmt.Errorf("heatmap: map of size %dx%d has %d values, want %d",
-			m.Width, m.Height, len(m.Values), m.Width*m.Height)
+	// len(m.Values) == Width*Height, without overflowing the product.
+	if len(m.Values)%m.Width != 0 || len(m.Values)/m.Width != m.Height {
+		want := fmt.Sprint(m.Width * m.Height)
+		if m.Height > math.MaxInt/m.Width {
+			want = fmt.Sprintf("%.4g, more than a slice holds", float64(m.Width)*float64(m.Height))
+		}
+		return fmt.Errorf("heatmap: map of size %dx%d has %d values, want %s",
+			m.Width, m.Height, len(m.Values), want)
 	}
 	return nil
 }
@@ -117,13 +147,17 @@ var errEmptyTarget = errors.New("heatmap: resize target size must be positive")
 //
 // with coordinates clamped to the outermost pixel centres, so the border
 // rows and columns are repeated rather than faded. If the size is unchanged
-// Resize returns a copy.
+// Resize returns a copy. A target of more than [MaxPixels] values is an
+// error.
 func (m Map) Resize(width, height int) (Map, error) {
 	if err := m.Validate(); err != nil {
 		return Map{}, err
 	}
 	if width <= 0 || height <= 0 {
 		return Map{}, fmt.Errorf("%w: got %dx%d", errEmptyTarget, width, height)
+	}
+	if err := CheckSize("heatmap: resize target", width, height); err != nil {
+		return Map{}, err
 	}
 	out := Map{Width: width, Height: height, Values: make([]float32, width*height)}
 	if width == m.Width && height == m.Height {

@@ -2,6 +2,7 @@ package heatmap
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -132,5 +133,40 @@ func TestResizeErrors(t *testing.T) {
 	same.Values[0] = 1
 	if m.Values[0] != 0 {
 		t.Error("Resize to the same size returned shared storage")
+	}
+}
+
+// Sizes whose product overflows an int, or that would allocate more than
+// MaxPixels values, are errors that give the size, never a panic or a
+// gigabyte allocation; a map whose Width·Height wraps around to its number
+// of values is not valid.
+func TestHugeAndOverflowingSizesAreErrors(t *testing.T) {
+	small := Map{Width: 2, Height: 1, Values: []float32{0, 1}}
+	for _, c := range []struct {
+		name string
+		call func() error
+		want string
+	}{
+		{"New over the limit", func() error { _, err := New(1<<20, 1<<20, nil); return err }, "heatmap.New: map size 1048576x1048576 is 1099511.6 megapixels, over the limit of 100.0 (heatmap.MaxPixels)"},
+		{"New overflowing", func() error { _, err := New(1<<32, 1<<32, nil); return err }, "heatmap.New: map size 4294967296x4294967296"},
+		{"New wrapping to its values", func() error { _, err := New(1<<33, 1<<31, []float32{}); return err }, "has 0 values, want 1.845e+19, more than a slice holds"},
+		{"Validate wrapping", func() error { return Map{Width: 1 << 62, Height: 4, Values: nil}.Validate() }, "more than a slice holds"},
+		{"Resize over the limit", func() error { _, err := small.Resize(1<<20, 1<<20); return err }, "heatmap: resize target size 1048576x1048576"},
+		{"Resize overflowing", func() error { _, err := small.Resize(math.MaxInt, 2); return err }, "heatmap.MaxPixels"},
+		{"Resize of a wrapping map", func() error { _, err := (Map{Width: 1 << 33, Height: 1 << 31}).Resize(2, 2); return err }, "more than a slice holds"},
+		{"CheckSize negative", func() error { return CheckSize("tile", -1, 4) }, "tile size -1x4: both sides must be at least 1"},
+	} {
+		err := c.call()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one saying %q", c.name, err, c.want)
+		}
+	}
+	defer func(n int) { MaxPixels = n }(MaxPixels)
+	MaxPixels = 6
+	if _, err := New(3, 2, nil); err != nil {
+		t.Errorf("New at the limit: %v", err)
+	}
+	if _, err := small.Resize(7, 1); err == nil {
+		t.Error("Resize over a lowered limit: no error")
 	}
 }

@@ -3,6 +3,7 @@ package models_test
 import (
 	"fmt"
 	"log"
+	"math"
 
 	"github.com/convlens/convlens/models"
 )
@@ -29,13 +30,20 @@ func ExampleLoadONNX() {
 }
 
 // Softmax of logits 0 and ln 3 is 1/4 and 3/4, and adding a constant to
-// every logit changes nothing.
+// every logit changes nothing; a NaN logit is an error.
 func ExampleSoftmax() {
-	fmt.Printf("%.4f\n", models.Softmax([]float32{0, 1.0986123}))
-	fmt.Printf("%.4f\n", models.Softmax([]float32{1000, 1001.0986123}))
+	for _, logits := range [][]float32{{0, 1.0986123}, {1000, 1001.0986123}, {0, float32(math.NaN())}} {
+		p, err := models.Softmax(logits)
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Printf("%.4f\n", p)
+	}
 	// Output:
 	// [0.2500 0.7500]
 	// [0.2500 0.7500]
+	// models.Softmax: logit 1 of 2 is NaN: the model's output is not finite (check the input and the weights for NaN or Inf)
 }
 
 // A layer name with a typo is an error that names the closest layers, so

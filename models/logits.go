@@ -1,12 +1,24 @@
 package models
 
-import "math"
+import (
+	"errors"
+	"fmt"
+	"math"
+)
 
 // Softmax turns one image's logits into probabilities, in float64 and shifted
-// by the largest logit so that no exponential overflows.
-func Softmax(logits []float32) []float64 {
+// by the largest logit so that no exponential overflows. It returns an error
+// for no logits, or for a logit that is NaN or infinite: such a model output
+// has no meaningful probabilities, and would otherwise make every one NaN.
+func Softmax(logits []float32) ([]float64, error) {
+	if len(logits) == 0 {
+		return nil, errors.New("models.Softmax: no logits: give one per class")
+	}
 	hi := math.Inf(-1)
-	for _, v := range logits {
+	for i, v := range logits {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("models.Softmax: logit %d of %d is %v: the model's output is not finite (check the input and the weights for NaN or Inf)", i, len(logits), v)
+		}
 		hi = math.Max(hi, float64(v))
 	}
 	p := make([]float64, len(logits))
@@ -18,5 +30,5 @@ func Softmax(logits []float32) []float64 {
 	for i := range p {
 		p[i] /= sum
 	}
-	return p
+	return p, nil
 }

@@ -28,9 +28,12 @@
 package models
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/convlens/convlens/internal/check"
 
 	"github.com/gomlx/compute/shapes"
 	"github.com/gomlx/gomlx/core/graph"
@@ -103,6 +106,9 @@ func (l Layer) String() string {
 // as [Layer.Module] records it. An unknown name yields an error that lists
 // the closest existing names, so a typo can be fixed from the message alone.
 func FindLayer(m Model, name string) (Layer, error) {
+	if check.IsNil(m) {
+		return Layer{}, errNilModel
+	}
 	layers := m.Layers()
 	for _, l := range layers {
 		if l.Name == name {
@@ -123,6 +129,9 @@ func FindLayer(m Model, name string) (Layer, error) {
 	return Layer{}, fmt.Errorf("model %s has no layer %q; closest: %s (list all with `convlens layers`)",
 		m.Name(), name, strings.Join(closest(name, names, 3), ", "))
 }
+
+// errNilModel is what the functions taking a model return for a nil one.
+var errNilModel = errors.New("models: model m is nil: load one with models.LoadONNX or embedded.Open, or build one with models.NewNative")
 
 // SpatialLayer is [FindLayer] for layers that must have spatial axes, as a CAM or a feature map needs.
 func SpatialLayer(m Model, name string) (Layer, error) {
@@ -146,6 +155,9 @@ func SpatialLayer(m Model, name string) (Layer, error) {
 // last tokens before its last attention, where a CAM is usually computed and
 // where gradcam and every command compute one when no layer is given.
 func LastSpatialLayer(m Model) (Layer, error) {
+	if check.IsNil(m) {
+		return Layer{}, errNilModel
+	}
 	layers := m.Layers()
 	for i := len(layers) - 1; i >= 0; i-- {
 		l := layers[i]

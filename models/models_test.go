@@ -107,7 +107,10 @@ func TestInputImageUndoesNormalisation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		back := in.Image(tensors.MustCopyFlatData[float32](x), 0)
+		back, err := in.Image(tensors.MustCopyFlatData[float32](x), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for i := range 16 {
 			if got, want := back.RGBAAt(i%4, i/4), src.RGBAAt(i%4, i/4); got != want {
 				t.Fatalf("%s: pixel %d = %v, want %v", in.Layout, i, got, want)

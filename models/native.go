@@ -1,6 +1,7 @@
 package models
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -39,14 +40,44 @@ func NewNative(name string, input Input, store *model.Store, forward ForwardFunc
 
 // SetLabels names the classes, indexed by logit.
 func (m *Native) SetLabels(labels []string) *Native {
+	if m == nil {
+		return nil
+	}
 	m.labels = labels
 	return m
 }
 
-func (m *Native) Name() string        { return m.name }
-func (m *Native) Input() Input        { return m.input }
-func (m *Native) Labels() []string    { return m.labels }
-func (m *Native) Store() *model.Store { return m.store }
+// Name, Input, Labels and Store of a nil *Native are zero values, so that a
+// nil model inside a Model interface is refused with an error (by
+// [NewRunner], say) rather than a panic.
+
+func (m *Native) Name() string {
+	if m == nil {
+		return ""
+	}
+	return m.name
+}
+
+func (m *Native) Input() Input {
+	if m == nil {
+		return Input{}
+	}
+	return m.input
+}
+
+func (m *Native) Labels() []string {
+	if m == nil {
+		return nil
+	}
+	return m.labels
+}
+
+func (m *Native) Store() *model.Store {
+	if m == nil {
+		return nil
+	}
+	return m.store
+}
 
 // Layers lists the tapped layers in the order the forward function taps them.
 // It builds the graph once, without running it, to learn their shapes.
@@ -58,7 +89,21 @@ func (m *Native) Layers() []Layer {
 // Check builds the forward graph once and reports an error in it (a duplicate
 // tap name, a shape mismatch); it returns the layers on success.
 func (m *Native) Check() ([]Layer, error) {
+	if m == nil {
+		return nil, errors.New("models: the native model is nil: make one with models.NewNative")
+	}
 	m.layersOnce.Do(func() {
+		switch {
+		case m.store == nil:
+			m.layersErr = fmt.Errorf("model %s: the weight store is nil: give models.NewNative a *model.Store (model.NewStore())", m.name)
+		case m.forward == nil:
+			m.layersErr = fmt.Errorf("model %s: the forward function is nil: give models.NewNative one", m.name)
+		default:
+			m.layersErr = m.input.Validate()
+		}
+		if m.layersErr != nil {
+			return
+		}
 		var taps []Layer
 		_, m.layersErr = buildShapes(m.store, m.input.Shape(1), func(scope *model.Scope, x *graph.Node) []*graph.Node {
 			logits := m.forward(scope, x, func(name string, n *graph.Node) *graph.Node {

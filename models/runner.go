@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/convlens/convlens/internal/check"
+
 	"github.com/convlens/convlens/internal/catch"
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -31,6 +33,7 @@ import (
 type Runner struct {
 	backend compute.Backend
 	model   Model
+	err     error        // Why the runner cannot run (a nil backend or model), from NewRunner.
 	slack   atomic.Int64 // Heap slack in bytes; negative: none.
 
 	mu        sync.Mutex
@@ -48,11 +51,39 @@ const DefaultHeapSlack = 1 << 20
 const DefaultGraphMemory = 1 << 30
 
 // NewRunner returns a Runner for m on backend b.
+//
+// A nil b or m (or a nil pointer inside either interface), or a model
+// without a weight store, gives a runner that runs nothing: [Runner.Err]
+// says what is wrong, and [Runner.Run] and [Runner.Exec] return that error.
+// This keeps NewRunner usable in one expression, as in
+// gradcam.New(models.NewRunner(b, m)), with the error surfacing at the
+// first call that would run.
 func NewRunner(b compute.Backend, m Model) *Runner {
 	r := &Runner{backend: b, model: m, execs: map[string]*Executable{}}
 	r.SetHeapSlack(DefaultHeapSlack)
-	r.SetMaxGraphs(defaultMaxGraphs(b, m))
+	switch {
+	case check.IsNil(b):
+		r.err = errors.New("models.NewRunner: backend b is nil: pass one from backend.New")
+	case check.IsNil(m):
+		r.err = errors.New("models.NewRunner: model m is nil: load one with models.LoadONNX or embedded.Open, or build one with models.NewNative")
+	case check.IsNil(m.Store()):
+		r.err = fmt.Errorf("models.NewRunner: model %s has a nil weight store: give models.NewNative a *model.Store (model.NewStore())", m.Name())
+	default:
+		r.SetMaxGraphs(defaultMaxGraphs(b, m))
+	}
 	return r
+}
+
+// errNilRunner is what the methods of a nil *Runner return.
+var errNilRunner = errors.New("models: the runner is nil: make one with models.NewRunner")
+
+// Err reports why the runner cannot run, or nil if it can: the runner is
+// nil, or [NewRunner] was given a nil backend or model.
+func (r *Runner) Err() error {
+	if r == nil {
+		return errNilRunner
+	}
+	return r.err
 }
 
 // defaultMaxGraphs is the number of graphs whose weight copies fit in
@@ -86,6 +117,9 @@ func defaultMaxGraphs(b compute.Backend, m Model) int {
 // kept, its heap stayed under 600 MB. The default keeps graphs worth about
 // [DefaultGraphMemory], and at least two: 7 for ResNet-18, 2 for VGG-11.
 func (r *Runner) SetMaxGraphs(n int) {
+	if r == nil {
+		return
+	}
 	r.mu.Lock()
 	r.maxGraphs = n
 	victims := r.evictable()
@@ -139,6 +173,9 @@ func evict(victims []*Executable) {
 // after the 10th call in three runs out of three (4 MiB: within 3%; 2% of
 // the live heap: up to 6%, drifting over the first 100 calls).
 func (r *Runner) SetHeapSlack(bytes int64) {
+	if r == nil {
+		return
+	}
 	r.slack.Store(bytes)
 }
 
@@ -154,6 +191,9 @@ type Executable struct {
 // Exec runs the graph on args (tensors or Go values, as [model.Exec.Exec]
 // takes them) and returns its outputs, which the caller owns.
 func (e *Executable) Exec(args ...any) ([]*tensors.Tensor, error) {
+	if e == nil || e.runner == nil {
+		return nil, errors.New("models: the executable is nil: get one from Runner.Exec, and check its error")
+	}
 	outs, err := e.run(args)
 	e.runner.used(e)
 	e.runner.settleHeap()
@@ -207,15 +247,32 @@ func (r *Runner) settleHeap() {
 	}
 }
 
-// Model returns the model the runner executes.
-func (r *Runner) Model() Model { return r.model }
+// Model returns the model the runner executes (nil for a nil runner).
+func (r *Runner) Model() Model {
+	if r == nil {
+		return nil
+	}
+	return r.model
+}
 
-// Backend returns the backend the runner executes on.
-func (r *Runner) Backend() compute.Backend { return r.backend }
+// Backend returns the backend the runner executes on (nil for a nil runner).
+func (r *Runner) Backend() compute.Backend {
+	if r == nil {
+		return nil
+	}
+	return r.backend
+}
 
 // Run feeds a preprocessed batch x through the model and returns the logits
 // and the activations of the named layers, all from the same forward pass.
+// A runner that cannot run ([Runner.Err]), or a nil or freed x, is an error.
 func (r *Runner) Run(x *tensors.Tensor, layers ...string) (logits *tensors.Tensor, activations []*tensors.Tensor, err error) {
+	if err := r.Err(); err != nil {
+		return nil, nil, err
+	}
+	if err := x.CheckValid(); err != nil {
+		return nil, nil, fmt.Errorf("models.Runner.Run: input x: %v: give a batch from Input.Tensor, and check its error", err)
+	}
 	for _, name := range layers {
 		if _, err := FindLayer(r.model, name); err != nil {
 			return nil, nil, err
@@ -270,6 +327,9 @@ func (r *Runner) runChunks(x *tensors.Tensor, b int, layers []string) (*tensors.
 // SplitBatch cuts a batch (any dtype, batch on the first axis) into chunks
 // of size images each, the last one possibly shorter.
 func SplitBatch(x *tensors.Tensor, size int) ([]*tensors.Tensor, error) {
+	if err := x.CheckValid(); err != nil {
+		return nil, fmt.Errorf("models.SplitBatch: x: %v", err)
+	}
 	dims := x.Shape().Dimensions
 	if len(dims) == 0 || size <= 0 {
 		return nil, fmt.Errorf("cannot split a tensor shaped %v into batches of %d", dims, size)
@@ -295,6 +355,11 @@ func SplitBatch(x *tensors.Tensor, size int) ([]*tensors.Tensor, error) {
 func JoinBatch(parts []*tensors.Tensor) (*tensors.Tensor, error) {
 	if len(parts) == 0 {
 		return nil, errors.New("nothing to join")
+	}
+	for i, p := range parts {
+		if err := p.CheckValid(); err != nil {
+			return nil, fmt.Errorf("models.JoinBatch: part %d: %v", i, err)
+		}
 	}
 	dims := slices.Clone(parts[0].Shape().Dimensions)
 	if len(dims) == 0 {
@@ -325,6 +390,12 @@ func JoinBatch(parts []*tensors.Tensor) (*tensors.Tensor, error) {
 // use. Packages that build their own graph around [Model.Forward] (Grad-CAM,
 // for one) use it to share the runner's backend, store and cache.
 func (r *Runner) Exec(key string, fn func(scope *model.Scope, inputs []*graph.Node) []*graph.Node) (*Executable, error) {
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+	if fn == nil {
+		return nil, fmt.Errorf("models.Runner.Exec: graph function fn for %q is nil", key)
+	}
 	return r.exec("custom\x00"+key, fn)
 }
 
@@ -351,8 +422,11 @@ func (r *Runner) newExec(fn func(scope *model.Scope, inputs []*graph.Node) []*gr
 	return e, nil
 }
 
-// Close frees the compiled executables.
+// Close frees the compiled executables. Closing a nil runner does nothing.
 func (r *Runner) Close() {
+	if r == nil {
+		return
+	}
 	r.mu.Lock()
 	var all []*Executable
 	for k, e := range r.execs {
@@ -366,6 +440,9 @@ func (r *Runner) Close() {
 
 // CheckBatch verifies that a preprocessed batch has the shape and dtype m takes.
 func CheckBatch(m Model, s shapes.Shape) error {
+	if check.IsNil(m) {
+		return errors.New("models.CheckBatch: model m is nil")
+	}
 	want := m.Input().Shape(1)
 	if s.DType != dtypes.Float32 {
 		return fmt.Errorf("input has dtype %s; the model takes float32", s.DType)

@@ -9,7 +9,9 @@ import (
 	"strings"
 
 	"github.com/convlens/convlens/display"
+	"github.com/convlens/convlens/featuremaps"
 	"github.com/convlens/convlens/gradcam"
+	"github.com/convlens/convlens/heatmap"
 	"github.com/convlens/convlens/internal/atomicfile"
 	"github.com/convlens/convlens/internal/npy"
 	"github.com/convlens/convlens/models"
@@ -29,9 +31,59 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
+// classFlag is --class: class indices, one or several, comma-separated.
+// It records being given, so that an empty value is refused rather than
+// taken for no --class.
+type classFlag struct {
+	given   bool
+	classes listFlag
+}
+
+func (c *classFlag) String() string { return c.classes.String() }
+func (c *classFlag) Set(v string) error {
+	c.given = true
+	return c.classes.Set(v)
+}
+
+// indices returns the classes given, none without --class; an empty value
+// or one that is not an index from 0 is a usage error.
+func (c *classFlag) indices() ([]int, error) {
+	if c.given && len(c.classes) == 0 {
+		return nil, usageError{errors.New("--class is empty: give a class index from 0, or leave --class out to explain the predicted class")}
+	}
+	out := make([]int, len(c.classes))
+	for i, s := range c.classes {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--class %q is not a class index", s)}
+		}
+		if n < 0 {
+			return nil, usageError{fmt.Errorf("--class %d: class indices start at 0", n)}
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+// one returns the target of a --class that takes a single class: that
+// class, or without --class each image's predicted one.
+func (c *classFlag) one() (gradcam.Target, error) {
+	classes, err := c.indices()
+	switch {
+	case err != nil:
+		return gradcam.Target{}, err
+	case len(classes) > 1:
+		return gradcam.Target{}, usageError{fmt.Errorf("--class %s: give one class index", c)}
+	case len(classes) == 1:
+		return gradcam.Class(classes[0]), nil
+	}
+	return gradcam.Top(1), nil
+}
+
 type camFlags struct {
 	model, input, method, outNPY, outPNG string
-	images, classes                      listFlag
+	images                               listFlag
+	classes                              classFlag
 	layers                               layerFlags
 	top                                  int
 	raw                                  bool
@@ -57,7 +109,7 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, err := openModel(f.model)
+	m, err := openClassifier(f.model)
 	if err != nil {
 		return err
 	}
@@ -77,6 +129,10 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	res, err := explainCLI(cam, x, target, stderr)
+	if err != nil {
+		return f.inImage(err)
+	}
+	lines, err := predictions(res, m.Labels())
 	if err != nil {
 		return err
 	}
@@ -99,7 +155,7 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	if err := out.Commit(); err != nil {
 		return err
 	}
-	printPredictions(stdout, res, m.Labels())
+	fmt.Fprint(stdout, lines)
 	return nil
 }
 
@@ -116,7 +172,7 @@ func (f *camFlags) check() (gradcam.Target, error) {
 		return gradcam.Target{}, usageError{errors.New("--method all writes only the --out-png panel; run one method at a time for --out-npy")}
 	case f.method != "all" && gradcam.Methods[f.method] == nil:
 		return gradcam.Target{}, usageError{fmt.Errorf("unknown --method %q; available: %s, or all", f.method, strings.Join(gradcam.MethodNames(), ", "))}
-	case len(f.classes) > 0 && f.top > 0:
+	case f.classes.given && f.top > 0:
 		return gradcam.Target{}, usageError{errors.New("give --class or --top, not both")}
 	case f.top < 0:
 		return gradcam.Target{}, usageError{fmt.Errorf("--top %d: K must be at least 1", f.top)}
@@ -127,15 +183,11 @@ func (f *camFlags) check() (gradcam.Target, error) {
 	case f.outNPY != "" && f.outPNG != "" && atomicfile.Same(f.outNPY, f.outPNG):
 		return gradcam.Target{}, usageError{fmt.Errorf("--out-npy %s and --out-png %s are the same file; give each output its own path", f.outNPY, f.outPNG)}
 	}
-	if len(f.classes) > 0 {
-		classes := make([]int, len(f.classes))
-		for i, s := range f.classes {
-			c, err := strconv.Atoi(s)
-			if err != nil {
-				return gradcam.Target{}, usageError{fmt.Errorf("--class %q is not a class index", s)}
-			}
-			classes[i] = c
-		}
+	classes, err := f.classes.indices()
+	if err != nil {
+		return gradcam.Target{}, err
+	}
+	if len(classes) > 0 {
 		return gradcam.Class(classes...), nil
 	}
 	return gradcam.Top(max(f.top, 1)), nil
@@ -155,7 +207,9 @@ func (f *camFlags) batch(m models.Model) (*tensors.Tensor, []image.Image, error)
 		}
 		pictures := make([]image.Image, shape[0])
 		for n := range pictures {
-			pictures[n] = in.Image(data, n)
+			if pictures[n], err = in.Image(data, n); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", f.input, err)
+			}
 		}
 		return x, pictures, nil
 	}
@@ -169,6 +223,27 @@ func (f *camFlags) batch(m models.Model) (*tensors.Tensor, []image.Image, error)
 	}
 	x, err := in.Tensor(pictures...)
 	return x, pictures, err
+}
+
+// inImage names the file an image came from in an error that a library
+// gives about one image of the batch, by its index.
+func (f *camFlags) inImage(err error) error {
+	var camErr *gradcam.NonFiniteError
+	var featErr *featuremaps.NonFiniteError
+	var n int
+	switch {
+	case errors.As(err, &camErr):
+		n = camErr.Image
+	case errors.As(err, &featErr):
+		n = featErr.Image
+	default:
+		return err
+	}
+	name := f.input
+	if name == "" && n < len(f.images) {
+		name = f.images[n]
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // stageNPY stages the normalised maps, or with raw the ReLU'd layer-resolution ones.
@@ -192,13 +267,30 @@ func stageNPY(out *atomicfile.Set, path string, res *gradcam.Result, raw, keepK 
 func overlays(res *gradcam.Result, pictures []image.Image, labels []string) (image.Image, error) {
 	rows := make([]display.Row, len(pictures))
 	for n, pic := range pictures {
-		c := res.Class(n, 0)
-		rows[n] = display.Row{Image: pic, Map: res.Map(n, 0), Caption: fmt.Sprintf("image %d: %s, score %.3f", n, className(c, labels), res.Score(n, 0))}
+		c, heat, score, err := explained(res, n, 0)
+		if err != nil {
+			return nil, err
+		}
+		rows[n] = display.Row{Image: pic, Map: heat, Caption: fmt.Sprintf("image %d: %s, score %.3f", n, className(c, labels), score)}
 	}
 	if len(rows) == 1 {
 		return display.Overlay(rows[0].Image, rows[0].Map).Colormap(display.Jet).Alpha(0.5).Image()
 	}
 	return display.Rows(rows...).Colormap(display.Jet).Alpha(0.5).Image()
+}
+
+// explained returns the class, map and score of image n's target k.
+func explained(res *gradcam.Result, n, k int) (class int, heat heatmap.Map, score float32, err error) {
+	if class, err = res.Class(n, k); err != nil {
+		return 0, heatmap.Map{}, 0, err
+	}
+	if heat, err = res.Map(n, k); err != nil {
+		return 0, heatmap.Map{}, 0, err
+	}
+	if score, err = res.Score(n, k); err != nil {
+		return 0, heatmap.Map{}, 0, err
+	}
+	return class, heat, score, nil
 }
 
 func className(c int, labels []string) string {
@@ -208,22 +300,37 @@ func className(c int, labels []string) string {
 	return fmt.Sprintf("class %d", c)
 }
 
-// printPredictions prints each image's predicted class, its logit and softmax
-// probability, and the classes explained when they differ.
-func printPredictions(w io.Writer, res *gradcam.Result, labels []string) {
+// predictions says, a line per image, its predicted class, its logit and
+// softmax probability, and the classes explained when they differ. It runs
+// before the outputs are committed, so that its error leaves them unwritten.
+func predictions(res *gradcam.Result, labels []string) (string, error) {
+	var b strings.Builder
 	for n := range res.N {
-		c, logit := res.Predicted(n)
-		p := models.Softmax(res.Logits[n*res.NumClasses : (n+1)*res.NumClasses])
-		fmt.Fprintf(w, "image %d: predicted %s, logit %.4f, probability %.4f", n, className(c, labels), logit, p[c])
-		if res.K > 1 || res.Class(n, 0) != c {
-			var explained []string
-			for k := range res.K {
-				explained = append(explained, fmt.Sprintf("%s (score %.4f)", className(res.Class(n, k), labels), res.Score(n, k)))
-			}
-			fmt.Fprintf(w, "; explained %s", strings.Join(explained, ", "))
+		c, logit, err := res.Predicted(n)
+		if err != nil {
+			return "", err
 		}
-		fmt.Fprintln(w)
+		p, err := models.Softmax(res.Logits[n*res.NumClasses : (n+1)*res.NumClasses])
+		if err != nil {
+			return "", fmt.Errorf("image %d: %w", n, err)
+		}
+		fmt.Fprintf(&b, "image %d: predicted %s, logit %.4f, probability %.4f", n, className(c, labels), logit, p[c])
+		var targets []string
+		differs := res.K > 1
+		for k := range res.K {
+			ck, _, score, err := explained(res, n, k)
+			if err != nil {
+				return "", err
+			}
+			differs = differs || ck != c
+			targets = append(targets, fmt.Sprintf("%s (score %.4f)", className(ck, labels), score))
+		}
+		if differs {
+			fmt.Fprintf(&b, "; explained %s", strings.Join(targets, ", "))
+		}
+		b.WriteByte('\n')
 	}
+	return b.String(), nil
 }
 
 // compareAll runs every method on the batch and draws one panel: for each
@@ -247,16 +354,23 @@ func compareAll(r *models.Runner, f camFlags, x *tensors.Tensor, pictures []imag
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		if results[i], err = explainCLI(cam, x, target, stderr); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return f.inImage(fmt.Errorf("%s: %w", name, err))
 		}
 	}
 	labels := r.Model().Labels()
+	lines, err := predictions(results[0], labels)
+	if err != nil {
+		return err
+	}
 	var rows []display.Row
 	for n, pic := range pictures {
 		for i, name := range names {
-			res := results[i]
-			rows = append(rows, display.Row{Image: pic, Map: res.Map(n, 0),
-				Caption: fmt.Sprintf("image %d, %s: %s", n, name, className(res.Class(n, 0), labels))})
+			c, heat, _, err := explained(results[i], n, 0)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			rows = append(rows, display.Row{Image: pic, Map: heat,
+				Caption: fmt.Sprintf("image %d, %s: %s", n, name, className(c, labels))})
 		}
 	}
 	png, err := display.Rows(rows...).Colormap(display.Jet).Alpha(0.5).Image()
@@ -271,6 +385,6 @@ func compareAll(r *models.Runner, f camFlags, x *tensors.Tensor, pictures []imag
 	if err := out.Commit(); err != nil {
 		return err
 	}
-	printPredictions(stdout, results[0], labels)
+	fmt.Fprint(stdout, lines)
 	return nil
 }

@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/convlens/convlens/cmd/convlens/internal/demo"
 )
 
 // runDemo writes the textbook walkthrough on the embedded models.
-func runDemo(args []string, stdout, stderr io.Writer) error {
+func runDemo(args []string, stdout, stderr io.Writer) (err error) {
 	fs := newFlags("demo", stderr)
 	out := fs.String("out", "", "folder for index.html and its pictures (created if missing)")
 	if err := parse(fs, args); err != nil {
@@ -19,9 +18,15 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return usageError{errors.New("--out DIR is required")}
 	}
-	if err := os.MkdirAll(*out, 0o777); err != nil {
+	undo, err := makeDir(*out)
+	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			undo()
+		}
+	}()
 	b, err := openBackend(stderr)
 	if err != nil {
 		return err

@@ -22,7 +22,8 @@ type evalFlags struct {
 	model, input, method, metric string
 	images, percentiles          listFlag
 	layers                       layerFlags
-	class, steps, batch          int
+	class                        classFlag
+	steps, batch                 int
 	seed                         uint64
 	logits, compareRandom        bool
 }
@@ -40,7 +41,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	f.layers.register(fs, "the method's maps are computed there")
 	fs.StringVar(&f.method, "method", "gradcam", "method whose maps are evaluated: "+strings.Join(gradcam.MethodNames(), ", "))
 	fs.StringVar(&f.metric, "metric", "", "metric: "+strings.Join(metricNames, ", "))
-	fs.IntVar(&f.class, "class", -1, "class to explain for every image (default: each image's top class)")
+	fs.Var(&f.class, "class", "class to explain for every image (default: each image's top class)")
 	fs.IntVar(&f.steps, "steps", 32, "deletion/insertion: points of the curve beyond the first")
 	fs.IntVar(&f.batch, "batch", 32, "perturbed images per call of the model")
 	fs.Var(&f.percentiles, "percentiles", "road: percentages of pixels removed (default 10,20,...,90)")
@@ -54,15 +55,20 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	target, err := f.class.one()
+	if err != nil {
+		return err
+	}
 	method, err := gradcam.MethodByName(f.method)
 	if err != nil {
 		return usageError{err}
 	}
-	m, err := openModel(f.model)
+	m, err := openClassifier(f.model)
 	if err != nil {
 		return err
 	}
-	x, _, err := (&camFlags{images: f.images, input: f.input}).batch(m)
+	src := &camFlags{images: f.images, input: f.input}
+	x, _, err := src.batch(m)
 	if err != nil {
 		return err
 	}
@@ -72,16 +78,13 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	r := models.NewRunner(b, m)
 	defer r.Close()
-	target := gradcam.Top(1)
-	if f.class >= 0 {
-		target = gradcam.Class(f.class)
-	}
 	explain := func(r *models.Runner) (*gradcam.Result, error) {
 		cam, err := newCAM(r, f.layers, method, stderr)
 		if err != nil {
 			return nil, err
 		}
-		return explainCLI(cam, x, target, stderr)
+		res, err := explainCLI(cam, x, target, stderr)
+		return res, src.inImage(err)
 	}
 	if f.metric == "sanity" {
 		sim, err := metrics.Randomization(r, f.seed, func(r *models.Runner) ([][]float32, error) {
@@ -89,8 +92,8 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return nil, err
 			}
-			maps, _ := metrics.FromResult(res, 0)
-			return maps, nil
+			maps, _, err := metrics.FromResult(res, 0)
+			return maps, err
 		})
 		if err != nil {
 			return err
@@ -107,7 +110,10 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	maps, classes := metrics.FromResult(res, 0)
+	maps, classes, err := metrics.FromResult(res, 0)
+	if err != nil {
+		return err
+	}
 	opt.Progress = progressPrinter(stderr)
 	ev, err := metrics.New(r, opt)
 	if err != nil {
@@ -119,10 +125,14 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		maps [][]float32
 	}{{method.Name(), maps}}
 	if f.compareRandom {
+		random, err := metrics.RandomMaps(len(maps), in.Height, in.Width, f.seed)
+		if err != nil {
+			return err
+		}
 		runs = append(runs, struct {
 			name string
 			maps [][]float32
-		}{"random", metrics.RandomMaps(len(maps), in.Height, in.Width, f.seed)})
+		}{"random", random})
 	}
 	score := "probability"
 	if f.logits {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/convlens/convlens/display"
@@ -85,7 +87,7 @@ func runFeatures(args []string, stdout, stderr io.Writer) error {
 	}
 	acts, err := featuremaps.Extract(r, x, names...)
 	if err != nil {
-		return err
+		return cam.inImage(err)
 	}
 	files, err := writeFeatures(f, cmap, acts)
 	if err != nil {
@@ -129,16 +131,23 @@ func (f *featuresFlags) check() (display.Colormap, error) {
 
 // writeFeatures renders every grid page and stats.json into --out, staged
 // and committed together, so that an error leaves no partial output and the
-// previous run's files as they were. It returns the names of the files
-// written.
+// previous run's files as they were. Once committed, the folder holds the
+// grids of exactly the layers stats.json lists: the grids a previous run
+// wrote for layers this one does not draw again are removed (see
+// [staleGrids]). It returns the names of the files written.
 func writeFeatures(f featuresFlags, cmap display.Colormap, acts *featuremaps.Activations) (files []string, err error) {
-	if err := os.MkdirAll(f.out, 0o777); err != nil {
+	undo, err := makeDir(f.out)
+	if err != nil {
 		return nil, fmt.Errorf("--out: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			undo()
+		}
+	}()
 	out := stageOutputs()
 	defer out.Discard()
 
-	digits := len(fmt.Sprint(len(acts.Maps) - 1))
 	var stats []layerStats
 	for i, fm := range acts.Maps {
 		var tiles heatmap.Tiles
@@ -151,7 +160,7 @@ func writeFeatures(f featuresFlags, cmap display.Colormap, acts *featuremaps.Act
 			return nil, err
 		}
 		grid := display.TileGrid(tiles).Colormap(cmap).PerPage(f.perPage).TileSize(f.tile)
-		base := fmt.Sprintf("%0*d_%s", digits, i, fileName(fm.Layer.Name))
+		base := gridBase(i, len(acts.Maps), fm.Layer.Name)
 		pages := grid.Pages()
 		for p := range pages {
 			img, err := grid.Page(p)
@@ -182,10 +191,64 @@ func writeFeatures(f featuresFlags, cmap display.Colormap, acts *featuremaps.Act
 		return nil, err
 	}
 	files = append(files, "stats.json")
+	stale, err := staleGrids(f.out, files) // Read before the commit replaces stats.json.
+	if err != nil {
+		return nil, err
+	}
 	if err := out.Commit(); err != nil {
 		return nil, err
 	}
+	for _, name := range stale {
+		if err := os.Remove(filepath.Join(f.out, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("removing %s, a grid of the previous run that stats.json no longer lists: %w", name, err)
+		}
+	}
 	return files, nil
+}
+
+// gridBase names the grid of layer i of n, before its page suffix and
+// extension: its index first, so that the files list in model order.
+func gridBase(i, n int, layer string) string {
+	return fmt.Sprintf("%0*d_%s", len(fmt.Sprint(n-1)), i, fileName(layer))
+}
+
+// pageSuffix ends the name of a grid's page after its base: ".png" for a
+// one-page grid, "_pN.png" for page N.
+var pageSuffix = regexp.MustCompile(`^(_p[1-9][0-9]*)?\.png$`)
+
+// staleGrids lists the files in dir other than keep that a previous run
+// wrote as grids of the layers its stats.json lists, named as [gridBase]
+// and [pageSuffix] name them. Files named otherwise are not convlens's and
+// are never listed; without a stats.json that parses, nothing is.
+func staleGrids(dir string, keep []string) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "stats.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the previous run's stats.json: %w", err)
+	}
+	var prev []layerStats
+	if json.Unmarshal(data, &prev) != nil {
+		return nil, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var stale []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() || slices.Contains(keep, e.Name()) {
+			continue
+		}
+		for i, s := range prev {
+			if rest, ok := strings.CutPrefix(e.Name(), gridBase(i, len(prev), s.Layer)); ok && pageSuffix.MatchString(rest) {
+				stale = append(stale, e.Name())
+				break
+			}
+		}
+	}
+	return stale, nil
 }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

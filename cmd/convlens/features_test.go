@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -220,5 +221,126 @@ func TestFeaturesBadInput(t *testing.T) {
 	}
 	if code, _, errOut := convlens(t, "features", "--model", tinyModel, "--input", tinyInput, "--layers", "all", "--out", file); code != 1 || !strings.Contains(errOut, "--out") {
 		t.Errorf("--out is a file: exit %d, %q", code, errOut)
+	}
+}
+
+// snapshot maps each file of dir to its contents, and each folder to "/".
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	for _, name := range listDir(t, dir) {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && fi.IsDir() {
+			files[name] = "/"
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = string(b)
+	}
+	return files
+}
+
+// A re-run with fewer layers, or fewer pages, used to leave the previous
+// run's grids beside a stats.json that did not list them. The folder now
+// holds the grids of exactly the layers stats.json lists, and every file
+// convlens did not write as it names its grids.
+func TestFeaturesRerunRemovesStaleGrids(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := convlens(t, "features", "--model", tinyModel, "--input", tinyInput,
+		"--layers", tinyLayer1+","+tinyLast, "--per-page", "12", "--out", dir); code != 0 {
+		t.Fatalf("first run: exit %d: %s", code, errOut)
+	}
+	// Files that are not grids of the layers stats.json lists, and a folder named as one.
+	mine := []string{"notes.txt", "0_layer1_layer1.0_relu_1_Relu_output_0_draft.png", "2_layer3.png", "0_other.png"}
+	for _, name := range mine {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "1_layer2_layer2.0_relu_1_Relu_output_0_p9.png"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := convlens(t, "features", "--model", tinyModel, "--input", tinyInput, "--layers", tinyLast, "--out", dir)
+	if code != 0 {
+		t.Fatalf("second run: exit %d: %s", code, errOut)
+	}
+	want := append([]string{"0_layer2_layer2.0_relu_1_Relu_output_0.png", "1_layer2_layer2.0_relu_1_Relu_output_0_p9.png", "stats.json"}, mine...)
+	slices.Sort(want)
+	if got := listDir(t, dir); !slices.Equal(got, want) {
+		t.Errorf("folder holds %v, want %v", got, want)
+	}
+	if stats := readStats(t, dir); len(stats) != 1 || stats[0].Layer != tinyLast {
+		t.Errorf("stats.json lists %+v", stats)
+	}
+}
+
+// A failed run leaves the previous run's files exactly as they were, whether
+// it fails before writing anything or while staging its grids.
+func TestFeaturesFailureLeavesPreviousRun(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errOut := convlens(t, "features", "--model", tinyModel, "--input", tinyInput,
+		"--layers", tinyLayer1+","+tinyLast, "--out", dir); code != 0 {
+		t.Fatalf("first run: exit %d: %s", code, errOut)
+	}
+	before := snapshot(t, dir)
+	// The second layer's grid cannot be written: a folder has its name.
+	mid := "/layer2/layer2.0/relu/Relu_output_0"
+	blocked := "1_layer2_layer2.0_relu_Relu_output_0.png"
+	if err := os.Mkdir(filepath.Join(dir, blocked), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"NaN input", []string{"--input", nanInput(t), "--layers", "all"}, "values of the input are not finite"},
+		{"grid not writable", []string{"--input", tinyInput, "--layers", tinyLayer1 + "," + mid}, blocked + ": it exists and is not a regular file"},
+	} {
+		args := append([]string{"features", "--model", tinyModel, "--out", dir}, c.args...)
+		code, _, errOut := convlens(t, args...)
+		if code != 1 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%s: exit %d, stderr %q; want exit 1 and %q", c.name, code, errOut, c.want)
+		}
+		after := snapshot(t, dir)
+		delete(after, blocked)
+		if !maps.Equal(after, before) {
+			t.Errorf("%s: the previous run's files changed: %v, were %v", c.name, slices.Sorted(maps.Keys(after)), slices.Sorted(maps.Keys(before)))
+		}
+	}
+}
+
+// A command that fails removes the folders it made for its outputs, and
+// only those, and only while they are empty.
+func TestMakeDirUndoRemovesOnlyWhatItMade(t *testing.T) {
+	parent := t.TempDir()
+	undo, err := makeDir(filepath.Join(parent, "a", "b", "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	undo()
+	if left := listDir(t, parent); len(left) > 0 {
+		t.Errorf("undo left %v", left)
+	}
+	undo, err = makeDir(filepath.Join(parent, "a", "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(parent, "a", "other"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	undo()
+	if left := listDir(t, filepath.Join(parent, "a")); !slices.Equal(left, []string{"other"}) {
+		t.Errorf("undo left %v in a, want its other file alone", left)
+	}
+	undo, err = makeDir(parent) // exists: nothing to undo
+	if err != nil {
+		t.Fatal(err)
+	}
+	undo()
+	if _, err := os.Stat(parent); err != nil {
+		t.Errorf("undo removed a folder it did not make: %v", err)
 	}
 }

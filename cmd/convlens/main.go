@@ -124,6 +124,22 @@ func openModel(name string) (models.Model, error) {
 	return embedded.Open(name)
 }
 
+// openClassifier opens the --model argument for a command that explains
+// class scores, refusing a model whose output has no classes before GoMLX
+// fails on it deep inside a graph.
+func openClassifier(name string) (models.Model, error) {
+	m, err := openModel(name)
+	if err != nil {
+		return nil, err
+	}
+	if layers := m.Layers(); len(layers) > 0 {
+		if out := layers[len(layers)-1]; out.Shape.Rank() == 2 && out.Shape.Dimensions[1] == 0 {
+			return nil, fmt.Errorf("model %s has no classes to explain: its output %s is shaped %v", m.Name(), out.Name, out.Shape.Dimensions)
+		}
+	}
+	return m, nil
+}
+
 // backend picks the compute backend and says which on stderr.
 func openBackend(stderr io.Writer) (compute.Backend, error) {
 	b, note, err := backend.Default()

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 
@@ -26,6 +29,32 @@ func stageOutputs() *atomicfile.Set {
 	s := new(atomicfile.Set)
 	current.Store(s)
 	return s
+}
+
+// makeDir creates the folder path and any missing above it, and returns a
+// function that removes those it created, for a command that fails before
+// committing its outputs there: a failed command leaves no empty folder.
+func makeDir(path string) (undo func(), err error) {
+	var created []string // Deepest first.
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		created = append(created, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	undo = func() {
+		for _, dir := range created {
+			os.Remove(dir) // Fails, leaving it, if anything else was put there.
+		}
+	}
+	if err := os.MkdirAll(path, 0o777); err != nil {
+		undo()
+		return nil, err
+	}
+	return undo, nil
 }
 
 // stagePNG stages img as a PNG file at path.

@@ -11,7 +11,6 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -22,9 +21,10 @@ import (
 )
 
 type reportFlags struct {
-	model, method, out, class string
-	images                    listFlag
-	layers                    layerFlags
+	model, method, out string
+	images             listFlag
+	class              classFlag
+	layers             layerFlags
 }
 
 // reportTop is how many classes a report page lists.
@@ -37,7 +37,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas: one page per image")
 	f.layers.register(fs, "several layers are averaged")
 	fs.StringVar(&f.method, "method", "gradcam", "method: "+joinComma(gradcam.MethodNames()))
-	fs.StringVar(&f.class, "class", "", "class index the heat map explains (default: each image's predicted class)")
+	fs.Var(&f.class, "class", "class index the heat map explains (default: each image's predicted class)")
 	fs.StringVar(&f.out, "out", "", "the report: one self-contained HTML file, one A4 page per image")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -50,15 +50,11 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	case gradcam.Methods[f.method] == nil:
 		return usageError{fmt.Errorf("unknown --method %q; available: %s", f.method, joinComma(gradcam.MethodNames()))}
 	}
-	target := gradcam.Top(1)
-	if f.class != "" {
-		c, err := strconv.Atoi(f.class)
-		if err != nil {
-			return usageError{fmt.Errorf("--class %q is not a class index", f.class)}
-		}
-		target = gradcam.Class(c)
+	target, err := f.class.one()
+	if err != nil {
+		return err
 	}
-	m, err := openModel(f.model)
+	m, err := openClassifier(f.model)
 	if err != nil {
 		return err
 	}
@@ -89,6 +85,10 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	}
 	res, err := cam.Explain(x, target)
 	if err != nil {
+		return (&camFlags{images: f.images}).inImage(err)
+	}
+	lines, err := predictions(res, m.Labels())
+	if err != nil {
 		return err
 	}
 	sum, sumOf := weightsChecksum(m)
@@ -99,12 +99,19 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	}
 	pages := make([]display.ReportPage, len(pictures))
 	for n, pic := range pictures {
-		probs := models.Softmax(res.Logits[n*res.NumClasses : (n+1)*res.NumClasses])
-		page := display.ReportPage{Title: filepath.Base(f.images[n]), Image: pic, Map: res.Map(n, 0),
+		probs, err := models.Softmax(res.Logits[n*res.NumClasses : (n+1)*res.NumClasses])
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.images[n], err)
+		}
+		c, heat, _, err := explained(res, n, 0)
+		if err != nil {
+			return err
+		}
+		page := display.ReportPage{Title: filepath.Base(f.images[n]), Image: pic, Map: heat,
 			Top: topClasses(probs, m.Labels(), reportTop)}
-		if c := res.Class(n, 0); c >= 0 && c != page.Top[0].Index {
-			explained := reportClass(c, probs, m.Labels())
-			page.Explained = &explained
+		if c >= 0 && c != page.Top[0].Index {
+			rc := reportClass(c, probs, m.Labels())
+			page.Explained = &rc
 		}
 		pages[n] = page
 	}
@@ -120,7 +127,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	if err := out.Commit(); err != nil {
 		return err
 	}
-	printPredictions(stdout, res, m.Labels())
+	fmt.Fprint(stdout, lines)
 	fmt.Fprintf(stdout, "wrote %s: %d page(s), %s at %s\n", f.out, len(pages), method.Name(), joinComma(cam.Layers()))
 	return nil
 }

@@ -119,8 +119,8 @@ func TestTorchvisionModelsMatchPyTorch(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if res.Class(0, 0) != ref.Top1[0] {
-					t.Fatalf("%s: top-1 class %d, PyTorch's %d", key, res.Class(0, 0), ref.Top1[0])
+				if res.Classes[0] != ref.Top1[0] {
+					t.Fatalf("%s: top-1 class %d, PyTorch's %d", key, res.Classes[0], ref.Top1[0])
 				}
 				for _, c := range []struct {
 					what, spread string

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/convlens/convlens/cmd/convlens/internal/training"
@@ -41,6 +43,9 @@ func trainMNIST(args []string, stdout, stderr io.Writer) error {
 	}
 	if *epochs < 1 {
 		return usageError{errors.New("--epochs must be at least 1")}
+	}
+	if err := checkWeightsDir(*out); err != nil {
+		return err
 	}
 	b, err := openBackend(stderr)
 	if err != nil {
@@ -120,6 +125,9 @@ func trainImages(args []string, stdout, stderr io.Writer) error {
 	if *seed != 0 {
 		cfg.Seed = *seed
 	}
+	if err := checkWeightsDir(dir); err != nil {
+		return err
+	}
 	b, err := openBackend(stderr)
 	if err != nil {
 		return err
@@ -136,6 +144,29 @@ func trainImages(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "weights written to %s (rebuild to embed them)\n", dir)
 	return nil
+}
+
+// checkWeightsDir fails before training, not after it, when the weights
+// could not be saved in dir: saving replaces the folder whole with one made
+// beside it, so dir must be a folder or not exist, and the nearest folder
+// above it that exists must take new entries, which a probe tries.
+func checkWeightsDir(dir string) error {
+	dir = filepath.Clean(dir)
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("--out %s is a file, not a folder for the weights", dir)
+	}
+	parent := filepath.Dir(dir)
+	for {
+		if _, err := os.Stat(parent); err == nil || filepath.Dir(parent) == parent {
+			break
+		}
+		parent = filepath.Dir(parent)
+	}
+	probe, err := os.MkdirTemp(parent, ".convlens-check-")
+	if err != nil {
+		return fmt.Errorf("--out %s: the weights could not be saved there: %w", dir, err)
+	}
+	return os.Remove(probe)
 }
 
 // trainProgress reports every `every` steps, and the end, on w.

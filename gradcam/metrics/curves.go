@@ -38,7 +38,7 @@ func (e *Evaluator) Insertion(x *tensors.Tensor, maps [][]float32, classes []int
 }
 
 func (e *Evaluator) curve(metric string, x *tensors.Tensor, maps [][]float32, classes []int, insert bool) (*Curve, error) {
-	b, err := e.check(x, maps, classes)
+	b, err := e.check(metric, x, maps, classes)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +117,7 @@ type Confidence struct {
 // [Options.Logits] the drop is computed on logits, which only makes sense
 // when they are positive.
 func (e *Evaluator) Confidence(x *tensors.Tensor, maps [][]float32, classes []int) (*Confidence, error) {
-	b, err := e.check(x, maps, classes)
+	b, err := e.check("confidence", x, maps, classes)
 	if err != nil {
 		return nil, err
 	}

@@ -44,8 +44,14 @@ func TestMetricsSeparateGradCAMFromRandomOnLesions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	maps, classes := metrics.FromResult(res, 0)
-	random := metrics.RandomMaps(n, res.Height, res.Width, 1)
+	maps, classes, err := metrics.FromResult(res, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	random, err := metrics.RandomMaps(n, res.Height, res.Width, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Pixels are removed by ROAD's imputation from their neighbours: the
 	// lesion model has never seen a black (or any constant) hole, and any
 	// such hole, wherever it is, flips its decision at once.

@@ -26,6 +26,7 @@
 package metrics
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -72,8 +73,12 @@ type Evaluator struct {
 	opt    Options
 }
 
-// New returns an Evaluator for the runner's model, validating the options.
+// New returns an Evaluator for the runner's model, validating the runner
+// ([models.Runner.Err]) and the options.
 func New(r *models.Runner, opt Options) (*Evaluator, error) {
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("metrics.New: runner r: %w", err)
+	}
 	if opt.BatchSize == 0 {
 		opt.BatchSize = 32
 	}
@@ -103,24 +108,54 @@ func New(r *models.Runner, opt Options) (*Evaluator, error) {
 }
 
 // FromResult returns the maps and classes of target k of a gradcam result,
-// as the metrics take them.
-func FromResult(res *gradcam.Result, k int) (maps [][]float32, classes []int) {
-	for n := range res.N {
-		maps = append(maps, res.Map(n, k).Values)
-		classes = append(classes, res.Class(n, k))
+// as the metrics take them. A nil or empty result, or a k outside its
+// targets, is an error.
+func FromResult(res *gradcam.Result, k int) (maps [][]float32, classes []int, err error) {
+	if res == nil {
+		return nil, nil, errors.New("metrics.FromResult: result res is nil: get one from CAM.Explain, and check its error")
 	}
-	return maps, classes
+	if res.N <= 0 {
+		return nil, nil, fmt.Errorf("metrics.FromResult: result res is empty (N=%d images): get one from CAM.Explain, and check its error", res.N)
+	}
+	for n := range res.N {
+		m, err := res.Map(n, k)
+		if err != nil {
+			return nil, nil, fmt.Errorf("metrics.FromResult: %w", err)
+		}
+		c, err := res.Class(n, k)
+		if err != nil {
+			return nil, nil, fmt.Errorf("metrics.FromResult: %w", err)
+		}
+		maps = append(maps, m.Values)
+		classes = append(classes, c)
+	}
+	return maps, classes, nil
 }
 
 // RandomMaps returns n maps of h×w standard normal values from
-// gradcam.NormalNoise(seed): the baseline a faithful method must beat.
-func RandomMaps(n, h, w int, seed uint64) [][]float32 {
+// gradcam.NormalNoise(seed): the baseline a faithful method must beat. A
+// negative n, a size that is not positive or larger than
+// models.MaxImagePixels, or n maps too many to count, is an error.
+func RandomMaps(n, h, w int, seed uint64) ([][]float32, error) {
+	switch {
+	case n < 0:
+		return nil, fmt.Errorf("metrics.RandomMaps: n=%d maps: give at least 0", n)
+	case h <= 0 || w <= 0:
+		return nil, fmt.Errorf("metrics.RandomMaps: maps of h×w = %d×%d: both sides must be at least 1", h, w)
+	case h > models.MaxImagePixels/w:
+		return nil, fmt.Errorf("metrics.RandomMaps: maps of h×w = %d×%d are over models.MaxImagePixels (%d pixels): give the model's input size", h, w, models.MaxImagePixels)
+	case n > math.MaxInt/(h*w):
+		return nil, fmt.Errorf("metrics.RandomMaps: n=%d maps of %d×%d overflow a slice's length: give fewer maps", n, h, w)
+	}
+	if n == 0 {
+		return [][]float32{}, nil
+	}
 	all := gradcam.NormalNoise(seed, n*h*w)
 	maps := make([][]float32, n)
 	for i := range maps {
 		maps[i] = all[i*h*w : (i+1)*h*w]
 	}
-	return maps
+	return maps, nil
 }
 
 // batch is a checked batch of images on the host.
@@ -132,8 +167,17 @@ type batch struct {
 	classes []int
 }
 
+// errNilEvaluator is what the methods of a nil *Evaluator return.
+var errNilEvaluator = errors.New("metrics: the evaluator is nil: make one with metrics.New, and check its error")
+
 // check validates x, maps and classes against the model.
-func (e *Evaluator) check(x *tensors.Tensor, maps [][]float32, classes []int) (*batch, error) {
+func (e *Evaluator) check(metric string, x *tensors.Tensor, maps [][]float32, classes []int) (*batch, error) {
+	if e == nil || e.runner == nil {
+		return nil, errNilEvaluator
+	}
+	if err := x.CheckValid(); err != nil {
+		return nil, fmt.Errorf("metrics: %s: input x: %v: give a batch from Input.Tensor, and check its error", metric, err)
+	}
 	m := e.runner.Model()
 	if err := models.CheckBatch(m, x.Shape()); err != nil {
 		return nil, err
@@ -147,7 +191,7 @@ func (e *Evaluator) check(x *tensors.Tensor, maps [][]float32, classes []int) (*
 		return nil, fmt.Errorf("%d classes for %d images: give one class per image", len(classes), n)
 	}
 	for i, mp := range maps {
-		if len(mp) != in.Height*in.Width {
+		if len(mp) != in.Height*in.Width { // Also a nil map.
 			return nil, fmt.Errorf("map %d has %d values; the model's input is %dx%d, so maps need %d (resize them to the input)",
 				i, len(mp), in.Height, in.Width, in.Height*in.Width)
 		}
@@ -232,7 +276,13 @@ func (e *Evaluator) score(metric string, b *batch, jobs []job) ([]float64, error
 		classes := len(l) / bs
 		for j := start; j < min(start+bs, len(jobs)); j++ {
 			row := l[(j-start)*classes : (j-start+1)*classes]
-			out[j] = e.classScore(row, b.classes[jobs[j].owner])
+			owner := jobs[j].owner
+			if c := b.classes[owner]; c >= classes {
+				return nil, fmt.Errorf("%s: class %d of image %d is out of range: the model has %d classes", metric, c, owner, classes)
+			}
+			if out[j], err = e.classScore(row, b.classes[owner]); err != nil {
+				return nil, fmt.Errorf("%s: image %d: %w", metric, owner, err)
+			}
 		}
 		if e.opt.Progress != nil {
 			e.opt.Progress(Progress{Metric: metric, Done: min(start+bs, len(jobs)), Total: len(jobs)})
@@ -241,12 +291,20 @@ func (e *Evaluator) score(metric string, b *batch, jobs []job) ([]float64, error
 	return out, nil
 }
 
-// classScore is the softmax probability of class c (or its logit).
-func (e *Evaluator) classScore(row []float32, c int) float64 {
+// classScore is the softmax probability of class c (or its logit); a
+// non-finite logit is an error.
+func (e *Evaluator) classScore(row []float32, c int) (float64, error) {
 	if e.opt.Logits {
-		return float64(row[c])
+		if v := float64(row[c]); math.IsNaN(v) || math.IsInf(v, 0) {
+			return 0, fmt.Errorf("the logit of class %d is %v: the model's output is not finite", c, v)
+		}
+		return float64(row[c]), nil
 	}
-	return models.Softmax(row)[c]
+	p, err := models.Softmax(row)
+	if err != nil {
+		return 0, err
+	}
+	return p[c], nil
 }
 
 // mean is the arithmetic mean of v.

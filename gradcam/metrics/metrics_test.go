@@ -91,7 +91,10 @@ func minMax(v []float32) []float32 {
 }
 
 func randomMaps(n int) [][]float32 {
-	maps := metrics.RandomMaps(n, side, side, 7)
+	maps, err := metrics.RandomMaps(n, side, side, 7)
+	if err != nil {
+		panic(err) // The arguments are constants.
+	}
 	for i := range maps {
 		maps[i] = minMax(maps[i])
 	}
@@ -223,7 +226,10 @@ func TestMetricsRankHiResCAMAboveRandom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	maps, classes := metrics.FromResult(res, 0)
+	maps, classes, err := metrics.FromResult(res, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if e := testutil.MaxAbsDiff(flat(maps), flat(exactMaps(x))); e > 1e-3 {
 		t.Errorf("HiResCAM differs from the evidence by %.3g", e)
 	}
@@ -270,8 +276,8 @@ func TestRandomizationSanityCheck(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		maps, _ := metrics.FromResult(res, 0)
-		return maps, nil
+		maps, _, err := metrics.FromResult(res, 0)
+		return maps, err
 	}
 	sim, err := metrics.Randomization(r, 1, gradCAM)
 	if err != nil {
@@ -329,8 +335,8 @@ func TestSpearman(t *testing.T) {
 		// Ranks (1.5, 1.5, 3) and (1, 2, 3): 1.5/sqrt(1.5·2) = 0.866.
 		{[]float32{5, 5, 7}, []float32{1, 2, 3}, math.Sqrt(3) / 2},
 	} {
-		if got := metrics.Spearman(c.a, c.b); math.Abs(got-c.want) > 1e-12 {
-			t.Errorf("Spearman(%v, %v) = %v, want %v", c.a, c.b, got, c.want)
+		if got, err := metrics.Spearman(c.a, c.b); err != nil || math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("Spearman(%v, %v) = %v, %v; want %v", c.a, c.b, got, err, c.want)
 		}
 	}
 }

@@ -39,7 +39,7 @@ type Road struct {
 // [Options.Seed], the image, the percentile and the order). If every pixel is
 // removed, they all take the baseline.
 func (e *Evaluator) ROAD(x *tensors.Tensor, maps [][]float32, classes []int) (*Road, error) {
-	b, err := e.check(x, maps, classes)
+	b, err := e.check("road", x, maps, classes)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -29,6 +30,12 @@ type Similarity struct {
 // image's two maps (ties get their average rank; a constant map has no
 // ranking: similarity 1 if both maps are constant, else 0).
 func Randomization(r *models.Runner, seed uint64, explain func(*models.Runner) ([][]float32, error)) (*Similarity, error) {
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("metrics.Randomization: runner r: %w", err)
+	}
+	if explain == nil {
+		return nil, errors.New("metrics.Randomization: explain is nil: give a function that computes the maps with the runner it is passed")
+	}
 	orig, err := explain(r)
 	if err != nil {
 		return nil, err
@@ -51,21 +58,40 @@ func Randomization(r *models.Runner, seed uint64, explain func(*models.Runner) (
 		if len(orig[i]) != len(rand[i]) {
 			return nil, fmt.Errorf("map %d has %d values for the model but %d for its randomised copy", i, len(orig[i]), len(rand[i]))
 		}
-		s.Spearman = append(s.Spearman, Spearman(orig[i], rand[i]))
+		rho, err := Spearman(orig[i], rand[i])
+		if err != nil {
+			return nil, fmt.Errorf("map %d: %w", i, err)
+		}
+		s.Spearman = append(s.Spearman, rho)
 	}
 	s.Mean = mean(s.Spearman)
 	return s, nil
 }
 
-// Spearman is the rank correlation of a and b (average ranks for ties; see [Randomization] for constant maps).
-func Spearman(a, b []float32) float64 {
+// Spearman is the rank correlation of a and b (average ranks for ties; see
+// [Randomization] for constant maps). Slices of different lengths, empty
+// ones, or ones holding NaN, which has no rank, are an error.
+func Spearman(a, b []float32) (float64, error) {
+	if len(a) != len(b) {
+		return 0, fmt.Errorf("metrics.Spearman: a has %d values and b %d: give two maps of one size", len(a), len(b))
+	}
+	if len(a) == 0 {
+		return 0, errors.New("metrics.Spearman: a and b are empty: give two maps of at least one value")
+	}
+	for name, v := range map[string][]float32{"a": a, "b": b} {
+		for i, x := range v {
+			if math.IsNaN(float64(x)) {
+				return 0, fmt.Errorf("metrics.Spearman: %s[%d] is NaN, which has no rank", name, i)
+			}
+		}
+	}
 	ra, rb := ranks(a), ranks(b)
 	ca, cb := constant(a), constant(b)
 	switch {
 	case ca && cb:
-		return 1
+		return 1, nil
 	case ca || cb:
-		return 0
+		return 0, nil
 	}
 	ma, mb := mean(ra), mean(rb)
 	var sab, saa, sbb float64
@@ -75,7 +101,7 @@ func Spearman(a, b []float32) float64 {
 		saa += da * da
 		sbb += db * db
 	}
-	return sab / math.Sqrt(saa*sbb)
+	return sab / math.Sqrt(saa*sbb), nil
 }
 
 func constant(v []float32) bool {
@@ -134,6 +160,12 @@ func (m randomized) Name() string        { return m.Model.Name() + " (randomised
 // network stays so). Variables with fewer values, other dtypes (shapes,
 // indices) or no spread are kept. The original model is not changed.
 func Randomize(m models.Model, seed uint64) (models.Model, error) {
+	if m == nil {
+		return nil, errors.New("metrics.Randomize: model m is nil")
+	}
+	if m.Store() == nil {
+		return nil, fmt.Errorf("metrics.Randomize: model m (%q) has a nil weight store, or is a nil pointer", m.Name())
+	}
 	store, err := m.Store().Clone()
 	if err != nil {
 		return nil, fmt.Errorf("copying the weights of %s: %w", m.Name(), err)

@@ -137,10 +137,10 @@ func TestPretrainedLookalikesLoadAndExplain(t *testing.T) {
 					t.Fatalf("image %d: %v", i, err)
 				}
 				alone[i] = res
-				if want := argmax(wantLogits[i*lookalikeClasses : (i+1)*lookalikeClasses]); res.Class(0, 0) != want {
-					t.Errorf("image %d: explained class %d, the reference's top class %d", i, res.Class(0, 0), want)
+				if want := argmax(wantLogits[i*lookalikeClasses : (i+1)*lookalikeClasses]); res.Classes[0] != want {
+					t.Errorf("image %d: explained class %d, the reference's top class %d", i, res.Classes[0], want)
 				}
-				raw := res.RawMap(0, 0, 0)
+				raw := res.Raw[0]
 				if raw.Height != rawShape[1] || raw.Width != rawShape[2] {
 					t.Fatalf("image %d: raw map %dx%d, the reference's %dx%d", i, raw.Height, raw.Width, rawShape[1], rawShape[2])
 				}
@@ -159,18 +159,18 @@ func TestPretrainedLookalikesLoadAndExplain(t *testing.T) {
 					t.Fatal(err)
 				}
 				for i := range 2 {
-					if both.Class(i, 0) != alone[i].Class(0, 0) {
-						t.Errorf("image %d: class %d in the batch, %d alone", i, both.Class(i, 0), alone[i].Class(0, 0))
+					if both.Classes[i] != alone[i].Classes[0] {
+						t.Errorf("image %d: class %d in the batch, %d alone", i, both.Classes[i], alone[i].Classes[0])
 					}
-					if d := testutil.MaxAbsDiff(both.RawMap(0, i, 0).Values, alone[i].RawMap(0, 0, 0).Values); d > 1e-5*maxAbs(alone[i].RawMap(0, 0, 0).Values) {
+					if d := testutil.MaxAbsDiff(rawOf(both, i), rawOf(alone[i], 0)); d > 1e-5*maxAbs(rawOf(alone[i], 0)) {
 						t.Errorf("image %d: raw map in the batch differs from alone by %.3g", i, d)
 					}
-					if d := testutil.MaxAbsDiff(both.Map(i, 0).Values, alone[i].Map(0, 0).Values); d > 1e-5 {
+					if d := testutil.MaxAbsDiff(normOf(both, i), normOf(alone[i], 0)); d > 1e-5 {
 						t.Errorf("image %d: map in the batch differs from alone by %.3g", i, d)
 					}
 				}
 				// The two images' maps differ, so a mixed-up batch cannot pass.
-				if d := testutil.MaxAbsDiff(both.Map(0, 0).Values, both.Map(1, 0).Values); d < 0.1 {
+				if d := testutil.MaxAbsDiff(normOf(both, 0), normOf(both, 1)); d < 0.1 {
 					t.Errorf("the two images' maps differ by only %.3g", d)
 				}
 			})
@@ -250,4 +250,15 @@ func maxAbs(v []float32) float64 {
 		m = math.Max(m, math.Abs(float64(x)))
 	}
 	return m
+}
+
+// rawOf and normOf are image n's raw and normalised maps (one target an image).
+func rawOf(r *gradcam.Result, n int) []float32 {
+	size := r.Raw[0].Height * r.Raw[0].Width
+	return r.Raw[0].Values[n*size : (n+1)*size]
+}
+
+func normOf(r *gradcam.Result, n int) []float32 {
+	size := r.Height * r.Width
+	return r.Normalized[n*size : (n+1)*size]
 }

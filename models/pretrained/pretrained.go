@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -142,10 +141,14 @@ func Load(name string) (*models.ONNX, error) { return Downloader{}.Load(name) }
 // CacheEnv names the environment variable that overrides the cache directory.
 const CacheEnv = "CONVLENS_CACHE"
 
+// DefaultStallTimeout is how long a download waits for data before it gives
+// up; see [Downloader.StallTimeout].
+const DefaultStallTimeout = 10 * time.Second
+
 // Downloader fetches pretrained models into a cache and verifies them.
 // Its zero value uses $CONVLENS_CACHE (default: convlens/ under the user's
-// cache directory), reports no progress and uses a client that gives up on
-// an unresponsive server instead of waiting forever.
+// cache directory), reports no progress, uses [http.DefaultClient] and gives
+// up after [DefaultStallTimeout] without data.
 type Downloader struct {
 	// CacheDir overrides the cache directory.
 	CacheDir string
@@ -154,6 +157,12 @@ type Downloader struct {
 	Progress func(name string, done, total int64)
 	// Client overrides the HTTP client.
 	Client *http.Client
+	// StallTimeout is how long a download may go without receiving anything
+	// (an answer or a byte of the body) before it gives up; each byte
+	// restarts the clock, so a large file may take as long as it needs.
+	// After a stall no other address is tried: on a network that drops
+	// packets each would wait as long. 0 means [DefaultStallTimeout].
+	StallTimeout time.Duration
 }
 
 // Load fetches the named model if needed and loads it.
@@ -203,9 +212,20 @@ func (d Downloader) Path(spec Spec) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("no cache directory: set $%s: %w", CacheEnv, err)
 		}
+		// The user's cache folder may be made, but not the home folder it
+		// belongs in: a missing one is a misconfigured account or service.
+		if home := filepath.Dir(base); !isDir(home) {
+			return "", fmt.Errorf("no cache directory: the user's cache folder %s would be inside %s, which does not exist (is $HOME right?); set $%s to a folder for downloaded models",
+				base, home, CacheEnv)
+		}
 		dir = filepath.Join(base, "convlens")
 	}
 	return filepath.Join(dir, spec.Name+"-"+spec.SHA256[:12]+filepath.Ext(strings.TrimSuffix(spec.URL, ".gz"))+gzExt(spec.URL)), nil
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
 
 func gzExt(url string) string {
@@ -219,8 +239,8 @@ func gzExt(url string) string {
 // URL, then each mirror in order, until one serves the file. Each transfer
 // goes to a temporary file that is renamed into place only once its SHA-256
 // matches, so an interrupted or corrupt download leaves nothing a later run
-// could take for the real file. When every address fails, the error says
-// what each one did.
+// could take for the real file. When every address fails, or one stalls
+// (see [Downloader.StallTimeout]), the error says what each one did.
 func (d Downloader) Fetch(spec Spec) (string, error) {
 	path, err := d.Path(spec)
 	if err != nil {
@@ -236,11 +256,24 @@ func (d Downloader) Fetch(spec Spec) (string, error) {
 	if len(urls) == 0 {
 		return "", fmt.Errorf("%s: no address to download it from", spec.Name)
 	}
+	stall := d.StallTimeout
+	if stall <= 0 {
+		stall = DefaultStallTimeout
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	watchdog := time.AfterFunc(stall, func() { cancel(fmt.Errorf("%w for %v", errStalled, stall)) })
+	defer watchdog.Stop()
+	alive := func() { watchdog.Reset(stall) }
 	var failures []string
 	for _, u := range urls {
-		err := d.download(spec, u, path)
+		err := d.download(ctx, alive, spec, u, path)
 		if err == nil {
 			return path, nil
+		}
+		if errors.Is(err, errStalled) {
+			failures = append(failures, fmt.Sprintf("from %s: %v, so the download stopped: the network is down, drops the traffic, or needs a proxy ($HTTPS_PROXY)", u, err))
+			break
 		}
 		failures = append(failures, fmt.Sprintf("from %s: %v", u, err))
 	}
@@ -252,20 +285,27 @@ func (d Downloader) Fetch(spec Spec) (string, error) {
 		spec.Name, strings.Join(failures, "; "), fetch, path)
 }
 
-func (d Downloader) download(spec Spec, url, path string) error {
+// errStalled is the cause of a download cancelled for want of data.
+var errStalled = errors.New("the server sent nothing")
+
+// download fetches url into path; ctx is cancelled with errStalled when
+// nothing arrives for a while, and alive, called as anything arrives,
+// restarts that clock.
+func (d Downloader) download(ctx context.Context, alive func(), spec Spec, url, path string) error {
 	client := d.Client
 	if client == nil {
-		client = defaultClient
+		client = http.DefaultClient
 	}
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return stalled(ctx, err, 0)
 	}
 	defer resp.Body.Close()
+	alive()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("server answered %s", resp.Status)
 	}
@@ -280,7 +320,7 @@ func (d Downloader) download(spec Spec, url, path string) error {
 	}
 	defer os.Remove(tmp.Name()) // A no-op once renamed.
 	h := sha256.New()
-	var body io.Reader = resp.Body
+	var body io.Reader = &aliveReader{r: resp.Body, alive: alive}
 	if spec.Size > 0 {
 		body = io.LimitReader(body, spec.Size+1) // One byte past the size tells a longer file.
 	}
@@ -292,7 +332,7 @@ func (d Downloader) download(spec Spec, url, path string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("transfer broke off after %d bytes: %w", n, err)
+		return stalled(ctx, fmt.Errorf("transfer broke off after %d bytes: %w", n, err), n)
 	}
 	if spec.Size > 0 && n > spec.Size {
 		return fmt.Errorf("got more than the %d bytes expected", spec.Size)
@@ -306,15 +346,32 @@ func (d Downloader) download(spec Spec, url, path string) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// defaultClient fails on a server that does not answer instead of hanging:
-// connecting, the TLS handshake and the response headers are bounded; the
-// body may take as long as it needs.
-var defaultClient = &http.Client{Transport: &http.Transport{
-	Proxy:                 http.ProxyFromEnvironment,
-	DialContext:           (&net.Dialer{Timeout: 15 * time.Second}).DialContext,
-	TLSHandshakeTimeout:   15 * time.Second,
-	ResponseHeaderTimeout: 30 * time.Second,
-}}
+// stalled returns, in place of err, the stall that cancelled ctx, if one did,
+// with the bytes received.
+func stalled(ctx context.Context, err error, received int64) error {
+	cause := context.Cause(ctx)
+	switch {
+	case !errors.Is(cause, errStalled):
+		return err
+	case received > 0:
+		return fmt.Errorf("%w (after %d bytes)", cause, received)
+	}
+	return cause
+}
+
+// aliveReader calls alive whenever bytes arrive.
+type aliveReader struct {
+	r     io.Reader
+	alive func()
+}
+
+func (a *aliveReader) Read(b []byte) (int, error) {
+	n, err := a.r.Read(b)
+	if n > 0 {
+		a.alive()
+	}
+	return n, err
+}
 
 type progressReader struct {
 	r      io.Reader

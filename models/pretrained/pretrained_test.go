@@ -6,15 +6,19 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/convlens/convlens/internal/testutil"
 	"github.com/convlens/convlens/models"
@@ -313,4 +317,116 @@ func TestPretrainedDownloadFallsBackToMirrors(t *testing.T) {
 			t.Errorf("the failed downloads left %v in the cache", files)
 		}
 	})
+}
+
+// A server that accepts the connection and never answers, or stops halfway
+// through the body, is given up on after StallTimeout without data, not a
+// dialer's or a total timeout later, and with a message that says so. The
+// mirror is not tried: on a network that drops packets it would stall too.
+func TestPretrainedDownloadGivesUpWhenNothingArrives(t *testing.T) {
+	onnx, err := os.ReadFile(testutil.Testdata("tinycnn", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Accepts connections (the kernel does) and never reads or answers.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	stop := make(chan struct{})
+	halfway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(onnx)))
+		w.Write(onnx[:1000])
+		w.(http.Flusher).Flush()
+		select { // The connection stays open, silent.
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	t.Cleanup(halfway.Close)
+	t.Cleanup(func() { close(stop) }) // Runs first: frees the handler for Close.
+	for _, c := range []struct{ name, url, want string }{
+		{"no answer", "http://" + silent.Addr().String() + "/model", "the server sent nothing for 200ms, so the download stopped"},
+		{"stops mid-body", halfway.URL + "/model", "the server sent nothing for 200ms (after 1000 bytes), so the download stopped"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mirror, mirrorHits := server(t, onnx, http.StatusOK, false)
+			d := pretrained.Downloader{CacheDir: t.TempDir(), StallTimeout: 200 * time.Millisecond}
+			spec := tinySpec(t, c.url, onnx, false)
+			spec.URL = c.url
+			spec.Mirrors = []string{mirror.URL + "/model"}
+			start := time.Now()
+			_, err := d.Fetch(spec)
+			if elapsed := time.Since(start); elapsed > 5*time.Second {
+				t.Errorf("gave up after %v, want about 200ms", elapsed)
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "$HTTPS_PROXY") {
+				t.Fatalf("err = %v, want %q and what to check", err, c.want)
+			}
+			if strings.Contains(err.Error(), "deadline exceeded") || strings.Contains(err.Error(), "context canceled") {
+				t.Errorf("message shows the context's error: %v", err)
+			}
+			if mirrorHits.Load() != 0 {
+				t.Errorf("the mirror was tried after a stall")
+			}
+			if files := cacheFiles(t, d.CacheDir); len(files) != 0 {
+				t.Errorf("the stalled download left %v in the cache", files)
+			}
+		})
+	}
+}
+
+// The stall timeout is not a total one: a body that trickles in for longer
+// than it, never pausing as long, downloads.
+func TestPretrainedSlowDownloadIsNotAStall(t *testing.T) {
+	onnx, err := os.ReadFile(testutil.Testdata("tinycnn", "model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pieces = 10
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(onnx)))
+		for i := range pieces {
+			w.Write(onnx[i*len(onnx)/pieces : (i+1)*len(onnx)/pieces])
+			w.(http.Flusher).Flush()
+			time.Sleep(50 * time.Millisecond)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	d := pretrained.Downloader{CacheDir: t.TempDir(), StallTimeout: 200 * time.Millisecond}
+	start := time.Now()
+	if _, err := d.Fetch(tinySpec(t, srv.URL, onnx, false)); err != nil {
+		t.Fatal(err)
+	}
+	if elapsed := time.Since(start); elapsed < 400*time.Millisecond {
+		t.Errorf("took %v; the test needs a download longer than the stall timeout", elapsed)
+	}
+}
+
+// The default cache lives in the user's cache folder, which may be created,
+// but not the home folder it belongs in.
+func TestPretrainedCacheDoesNotCreateHome(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" {
+		t.Skip("the user's cache folder does not follow $HOME here")
+	}
+	home := filepath.Join(t.TempDir(), "no-such-home")
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv(pretrained.CacheEnv, "")
+	onnx := []byte("unused")
+	_, err := pretrained.Downloader{}.Fetch(tinySpec(t, "http://127.0.0.1:1", onnx, false))
+	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "$"+pretrained.CacheEnv) {
+		t.Errorf("err = %v, want the missing folder named and $%s suggested", err, pretrained.CacheEnv)
+	}
+	if _, err := os.Stat(home); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the download created $HOME %s (%v)", home, err)
+	}
+	// With a home folder, its cache folder is made as needed.
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (pretrained.Downloader{}).Path(tinySpec(t, "http://127.0.0.1:1", onnx, false)); err != nil {
+		t.Errorf("with $HOME present: %v", err)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/convlens/convlens/display"
 	"github.com/convlens/convlens/featuremaps"
 	"github.com/convlens/convlens/gradcam"
+	"github.com/convlens/convlens/gradcam/metrics"
 	"github.com/convlens/convlens/internal/atomicfile"
 	"github.com/convlens/convlens/models"
 	"github.com/convlens/convlens/models/embedded"
@@ -219,14 +220,25 @@ func mnistGradCAM(w *writer) (Section, error) {
 	var rows []display.Row
 	correct, empty := 0, 0
 	for n, img := range imgs {
-		c := res.Class(n, 0)
+		c, err := res.Class(n, 0)
+		if err != nil {
+			return Section{}, err
+		}
+		heat, err := res.Map(n, 0)
+		if err != nil {
+			return Section{}, err
+		}
+		score, err := res.Score(n, 0)
+		if err != nil {
+			return Section{}, err
+		}
 		if c == labels[n] {
 			correct++
 		}
-		if lo, hi := res.Map(n, 0).MinMax(); hi == lo {
+		if lo, hi := heat.MinMax(); hi == lo {
 			empty++
 		}
-		rows = append(rows, display.Row{Image: img, Map: res.Map(n, 0), Caption: fmt.Sprintf("a %d, predicted %d (logit %.2f)", labels[n], c, res.Score(n, 0))})
+		rows = append(rows, display.Row{Image: img, Map: heat, Caption: fmt.Sprintf("a %d, predicted %d (logit %.2f)", labels[n], c, score)})
 	}
 	panel, err := display.Rows(rows[:5]...).Image()
 	if err != nil {
@@ -273,11 +285,27 @@ func (w *writer) lesionRows(m models.Model, set lesiondata.Set, n int, file stri
 	labels := m.Labels()
 	rows := make([]display.Row, len(samples))
 	for i, s := range samples {
-		caption := fmt.Sprintf("%s lesion, predicted %s; energy in lesion %.2f", labels[s.Class], labels[res.Class(i, 0)], gradcam.EnergyFraction(res.Map(i, 0), s.Mask))
-		if s.HasRuler() {
-			caption += fmt.Sprintf(", on ruler %.2f", gradcam.EnergyFraction(res.Map(i, 0), s.Ruler))
+		c, err := res.Class(i, 0)
+		if err != nil {
+			return "", err
 		}
-		rows[i] = display.Row{Image: s.Image, Map: res.Map(i, 0), Caption: caption}
+		heat, err := res.Map(i, 0)
+		if err != nil {
+			return "", err
+		}
+		inLesion, err := metrics.EnergyFraction(heat, s.Mask)
+		if err != nil {
+			return "", err
+		}
+		caption := fmt.Sprintf("%s lesion, predicted %s; energy in lesion %.2f", labels[s.Class], labels[c], inLesion)
+		if s.HasRuler() {
+			onRuler, err := metrics.EnergyFraction(heat, s.Ruler)
+			if err != nil {
+				return "", err
+			}
+			caption += fmt.Sprintf(", on ruler %.2f", onRuler)
+		}
+		rows[i] = display.Row{Image: s.Image, Map: heat, Caption: caption}
 	}
 	panel, err := display.Rows(rows...).Image()
 	if err != nil {

@@ -37,6 +37,7 @@ import (
 	"github.com/convlens/convlens/datasets/lesiondata"
 	"github.com/convlens/convlens/datasets/mnistdata"
 	"github.com/convlens/convlens/gradcam"
+	"github.com/convlens/convlens/gradcam/metrics"
 	"github.com/convlens/convlens/models"
 	"github.com/convlens/convlens/models/embedded"
 	"github.com/gomlx/compute"
@@ -335,17 +336,36 @@ func MeasureLesions(b compute.Backend, m models.Model, set lesiondata.Set, n int
 			return nil, err
 		}
 		for i, s := range samples {
-			if c, _ := res.Predicted(i); c == labels[i] {
+			c, _, err := res.Predicted(i)
+			if err != nil {
+				return nil, err
+			}
+			if c == labels[i] {
 				st.Correct++
 			}
-			heat := res.Map(i, 0)
-			if gradcam.PointingHit(heat, s.Mask) {
+			heat, err := res.Map(i, 0)
+			if err != nil {
+				return nil, err
+			}
+			hit, err := metrics.PointingHit(heat, s.Mask)
+			if err != nil {
+				return nil, fmt.Errorf("image %d: %w", i, err)
+			}
+			if hit {
 				st.Hits++
 			}
-			energy += gradcam.EnergyFraction(heat, s.Mask)
+			e, err := metrics.EnergyFraction(heat, s.Mask)
+			if err != nil {
+				return nil, fmt.Errorf("image %d: %w", i, err)
+			}
+			energy += e
 			if s.HasRuler() {
 				st.RulerImages++
-				ruler += gradcam.EnergyFraction(heat, s.Ruler)
+				e, err := metrics.EnergyFraction(heat, s.Ruler)
+				if err != nil {
+					return nil, fmt.Errorf("image %d, ruler: %w", i, err)
+				}
+				ruler += e
 			}
 		}
 	}

@@ -4,9 +4,6 @@ import (
 	"math"
 	"strings"
 	"testing"
-
-	"github.com/convlens/convlens/gradcam"
-	"github.com/convlens/convlens/heatmap"
 )
 
 // figures runs an evaluation as `convlens eval` does and logs what it prints.
@@ -99,29 +96,7 @@ func TestRunRejects(t *testing.T) {
 	}
 }
 
-func TestPointingAndEnergy(t *testing.T) {
-	m, _ := heatmap.New(4, 2, []float32{
-		0, 0.5, 1, 0,
-		0, 0.5, 0, 0,
-	})
-	mask := []bool{
-		false, true, true, false,
-		false, false, false, false,
-	}
-	if !gradcam.PointingHit(m, mask) {
-		t.Error("the maximum is in the mask")
-	}
-	if got := gradcam.EnergyFraction(m, mask); math.Abs(got-1.5/2) > 1e-9 {
-		t.Errorf("energy fraction %v, want 0.75", got)
-	}
-	mask[2] = false
-	if gradcam.PointingHit(m, mask) {
-		t.Error("the maximum left the mask")
-	}
-	blank, _ := heatmap.New(4, 2, nil)
-	if gradcam.EnergyFraction(blank, mask) != 0 || gradcam.PointingHit(blank, mask) {
-		t.Error("a blank map scores")
-	}
+func TestFiguresString(t *testing.T) {
 	if s := (Figures{{"accuracy", 0.98765}, {"energy_in_mask", 0.7}}).String(); s != "accuracy: 0.9877\nenergy_in_mask: 0.7000\n" {
 		t.Errorf("printed %q", s)
 	}
