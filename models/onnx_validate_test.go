@@ -1,8 +1,6 @@
 package models_test
 
 import (
-	"encoding/binary"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,43 +13,8 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// smallModel is a valid ONNX classifier: Conv (weight w [2,3,3,3]) → Relu →
-// GlobalAveragePool → Flatten, on a [N,3,8,8] input.
-func smallModel() *protos.ModelProto {
-	raw := make([]byte, 2*3*3*3*4)
-	for i := range 2 * 3 * 3 * 3 {
-		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(float32(i%7)/7-0.4))
-	}
-	dims := func(d ...any) *protos.TypeProto {
-		var shape []*protos.TensorShapeProto_Dimension
-		for _, v := range d {
-			switch v := v.(type) {
-			case int:
-				shape = append(shape, &protos.TensorShapeProto_Dimension{Value: &protos.TensorShapeProto_Dimension_DimValue{DimValue: int64(v)}})
-			case string:
-				shape = append(shape, &protos.TensorShapeProto_Dimension{Value: &protos.TensorShapeProto_Dimension_DimParam{DimParam: v}})
-			}
-		}
-		return &protos.TypeProto{Value: &protos.TypeProto_TensorType{TensorType: &protos.TypeProto_Tensor{
-			ElemType: int32(protos.TensorProto_FLOAT), Shape: &protos.TensorShapeProto{Dim: shape}}}}
-	}
-	return &protos.ModelProto{
-		IrVersion:   8,
-		OpsetImport: []*protos.OperatorSetIdProto{{Version: 13}},
-		Graph: &protos.GraphProto{
-			Name:        "small",
-			Input:       []*protos.ValueInfoProto{{Name: "x", Type: dims("N", 3, 8, 8)}},
-			Initializer: []*protos.TensorProto{{Name: "w", Dims: []int64{2, 3, 3, 3}, DataType: int32(protos.TensorProto_FLOAT), RawData: raw}},
-			Node: []*protos.NodeProto{
-				{OpType: "Conv", Name: "/conv/Conv", Input: []string{"x", "w"}, Output: []string{"c"}},
-				{OpType: "Relu", Name: "/relu/Relu", Input: []string{"c"}, Output: []string{"r"}},
-				{OpType: "GlobalAveragePool", Input: []string{"r"}, Output: []string{"g"}},
-				{OpType: "Flatten", Input: []string{"g"}, Output: []string{"logits"}},
-			},
-			Output: []*protos.ValueInfoProto{{Name: "logits", Type: dims("N", 2)}},
-		},
-	}
-}
+// smallModel is testutil.SmallONNX at 8x8.
+func smallModel() *protos.ModelProto { return testutil.SmallONNX(8, 8) }
 
 func encode(t testing.TB, m *protos.ModelProto) []byte {
 	b, err := proto.Marshal(m)

@@ -85,6 +85,7 @@ type camFlags struct {
 	images                               listFlag
 	classes                              classFlag
 	layers                               layerFlags
+	size                                 sizeFlag
 	top                                  int
 	raw                                  bool
 }
@@ -96,6 +97,7 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas for a batch")
 	fs.StringVar(&f.input, "input", "", "preprocessed float32 batch in a .npy file, in the model's layout (e.g. [N,C,H,W]), fed as is")
 	f.layers.register(fs, "several layers are averaged")
+	fs.Var(&f.size, "size", sizeUsage)
 	fs.StringVar(&f.method, "method", "gradcam", "method: "+strings.Join(gradcam.MethodNames(), ", ")+`, or "all" for one panel comparing every method (needs --out-png)`)
 	fs.Var(&f.classes, "class", "class index to explain: one for all images, or one per image (comma-separated)")
 	fs.IntVar(&f.top, "top", 0, "explain each image's K best classes, best first")
@@ -195,12 +197,18 @@ func (f *camFlags) check() (gradcam.Target, error) {
 
 // batch reads the input batch and, for the overlay, the pictures it shows.
 func (f *camFlags) batch(m models.Model) (*tensors.Tensor, []image.Image, error) {
-	in := m.Input()
 	if f.input != "" {
 		data, shape, err := npy.ReadFloat32(f.input)
 		if err != nil {
 			return nil, nil, err
 		}
+		if len(shape) == 4 {
+			h, w := m.Input().Layout.SpatialAxes()
+			if err := fitSize(m, f.size, []image.Point{{shape[w], shape[h]}}); err != nil {
+				return nil, nil, err
+			}
+		}
+		in := m.Input()
 		x := tensors.FromFlatDataAndDimensions(data, shape...)
 		if err := models.CheckBatch(m, x.Shape()); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", f.input, err)
@@ -221,7 +229,10 @@ func (f *camFlags) batch(m models.Model) (*tensors.Tensor, []image.Image, error)
 		}
 		pictures[i] = img
 	}
-	x, err := in.Tensor(pictures...)
+	if err := fitSize(m, f.size, imageSizes(pictures)); err != nil {
+		return nil, nil, err
+	}
+	x, err := m.Input().Tensor(pictures...)
 	return x, pictures, err
 }
 

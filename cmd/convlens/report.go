@@ -25,6 +25,7 @@ type reportFlags struct {
 	images             listFlag
 	class              classFlag
 	layers             layerFlags
+	size               sizeFlag
 }
 
 // reportTop is how many classes a report page lists.
@@ -36,6 +37,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.model, "model", "", "model: an .onnx file or a built-in model name")
 	fs.Var(&f.images, "image", "PNG or JPEG image; repeat or separate with commas: one page per image")
 	f.layers.register(fs, "several layers are averaged")
+	fs.Var(&f.size, "size", sizeUsage)
 	fs.StringVar(&f.method, "method", "gradcam", "method: "+joinComma(gradcam.MethodNames()))
 	fs.Var(&f.class, "class", "class index the heat map explains (default: each image's predicted class)")
 	fs.StringVar(&f.out, "out", "", "the report: one self-contained HTML file, one A4 page per image")
@@ -63,6 +65,9 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		if pictures[i], err = models.LoadImage(path); err != nil {
 			return err
 		}
+	}
+	if err := fitSize(m, f.size, imageSizes(pictures)); err != nil {
+		return err
 	}
 	x, err := m.Input().Tensor(pictures...)
 	if err != nil {
