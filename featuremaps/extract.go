@@ -1,6 +1,7 @@
 package featuremaps
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"math"
@@ -98,6 +99,12 @@ type FeatureMap struct {
 // A NaN or an infinity in the input, an activation or the logits is a
 // [*NonFiniteError].
 func Extract(r *models.Runner, x *tensors.Tensor, layers ...string) (*Activations, error) {
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("featuremaps.Extract: %w", err)
+	}
+	if x == nil {
+		return nil, errors.New("featuremaps.Extract: the batch x is nil: make one with the model's Input().Tensor")
+	}
 	m := r.Model()
 	sel, err := Select(m, layers...)
 	if err != nil {
@@ -139,6 +146,9 @@ func Extract(r *models.Runner, x *tensors.Tensor, layers ...string) (*Activation
 // ExtractImages preprocesses images for the runner's model and extracts
 // their activations, as [Extract].
 func ExtractImages(r *models.Runner, images []image.Image, layers ...string) (*Activations, error) {
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("featuremaps.ExtractImages: %w", err)
+	}
 	x, err := r.Model().Input().Tensor(images...)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package gradcam
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/convlens/convlens/internal/rng"
@@ -16,10 +17,13 @@ import (
 // state = seed + (j+1)·0x9E3779B97F4A7C15 (mod 2⁶⁴), then
 // z = (state ⊕ state>>30)·0xBF58476D1CE4E5B9, z = (z ⊕ z>>27)·0x94D049BB133111EB,
 // s_j = z ⊕ z>>31. The arithmetic is float64, the result rounded to float32.
-func NormalNoise(seed uint64, n int) []float32 {
+func NormalNoise(seed uint64, n int) ([]float32, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("gradcam.NormalNoise: n=%d samples is negative", n)
+	}
 	out := make([]float32, n)
 	normalNoiseAt(out, seed, 0)
-	return out
+	return out, nil
 }
 
 // normalNoiseAt fills dst with samples first, first+1, ... of

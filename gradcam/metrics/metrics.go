@@ -150,7 +150,7 @@ func RandomMaps(n, h, w int, seed uint64) ([][]float32, error) {
 	if n == 0 {
 		return [][]float32{}, nil
 	}
-	all := gradcam.NormalNoise(seed, n*h*w)
+	all, _ := gradcam.NormalNoise(seed, n*h*w) // n, h, w ≥ 0, checked above
 	maps := make([][]float32, n)
 	for i := range maps {
 		maps[i] = all[i*h*w : (i+1)*h*w]

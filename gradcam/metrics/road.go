@@ -105,7 +105,7 @@ func (e *Evaluator) impute(b *batch, img []float32, removed []bool, seed uint64)
 		}
 		return
 	}
-	noise := gradcam.NormalNoise(seed, b.in.Channels*len(holes))
+	noise, _ := gradcam.NormalNoise(seed, b.in.Channels*len(holes)) // A count, ≥ 0.
 	for c := range b.in.Channels {
 		v := make([]float64, h*w)
 		for p := range v {

@@ -193,7 +193,7 @@ func Randomize(m models.Model, seed uint64) (models.Model, error) {
 		if std == 0 {
 			continue
 		}
-		z := gradcam.NormalNoise(seed^(i*0x9E3779B97F4A7C15), len(data))
+		z, _ := gradcam.NormalNoise(seed^(i*0x9E3779B97F4A7C15), len(data)) // A length, ≥ 0.
 		for j := range data {
 			data[j] = float32(mu + std*float64(z[j]))
 		}
