@@ -302,6 +302,10 @@ func (c *CAM) Layers() []string { return c.layers }
 // Method returns the method in use.
 func (c *CAM) Method() Method { return c.method }
 
+// PointsPerCall returns how many points (forward passes of one image) the
+// CAM evaluates per call of the model (see [Builder.PointsPerCall]).
+func (c *CAM) PointsPerCall() int { return c.maxPoints }
+
 // Passes returns how many forward passes of one image explaining a batch of
 // n images costs beyond the first: the perturbed copies of a [Perturbation]
 // method (n × the channels of every layer), the points of an input method

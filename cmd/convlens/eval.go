@@ -261,8 +261,8 @@ func noteDefaultLayer(stderr io.Writer, layer string) {
 func explainCLI(cam *gradcam.CAM, x *tensors.Tensor, t gradcam.Target, stderr io.Writer) (*gradcam.Result, error) {
 	if _, ok := cam.Method().(gradcam.Perturbation); ok {
 		n := x.Shape().Dimensions[0]
-		fmt.Fprintf(stderr, "%s: %d forward passes of one image (one per channel and image), %d channels per call of the model\n",
-			cam.Method().Name(), cam.Passes(n), gradcam.DefaultBatchSize)
+		fmt.Fprintf(stderr, "%s: %d forward passes of one image (one per channel and image), %d per call of the model\n",
+			cam.Method().Name(), cam.Passes(n), cam.PointsPerCall())
 	}
 	return cam.Explain(x, t)
 }
