@@ -8,7 +8,8 @@ import (
 	"image/png"
 	"io"
 	"os"
-	"path/filepath"
+
+	"github.com/convlens/convlens/internal/atomicfile"
 
 	"github.com/janpfeifer/gonb/gonbui"
 )
@@ -36,7 +37,8 @@ var (
 // SavePNG writes img to path as a PNG file, atomically: the picture is first
 // written to a temporary file in the same directory, which is renamed to
 // path only once complete, so an error leaves no partial file, and an
-// existing file at path is replaced only by a whole picture. A nil img (or
+// existing file at path is replaced only by a whole picture, keeping its
+// mode (a new file gets the umask's). A nil img (or
 // a nil pointer inside the interface), an empty one, or one of more than
 // heatmap.MaxPixels pixels, is an error, and writes nothing.
 func SavePNG(path string, img image.Image) error {
@@ -55,41 +57,11 @@ func SaveHTML(path, s string) error {
 	})
 }
 
-// writeFileAtomic creates path with the content that write produces, through
-// a temporary file in the same directory and a rename.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	dir, name := filepath.Split(path)
-	if name == "" {
-		return fmt.Errorf("display: invalid file name %q", path)
-	}
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("display: saving %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = write(f); err != nil {
-		return fmt.Errorf("display: saving %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("display: saving %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("display: saving %s: %w", path, err)
-	}
-	// CreateTemp makes the file private (0600); give it the usual mode.
-	if err = os.Chmod(tmp, 0o644); err != nil {
-		return fmt.Errorf("display: saving %s: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
+// writeFileAtomic creates or replaces path with what write produces,
+// atomically (see internal/atomicfile: the umask honoured, a replaced
+// file's mode kept).
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	if err := atomicfile.WriteFile(path, write); err != nil {
 		return fmt.Errorf("display: saving %s: %w", path, err)
 	}
 	return nil

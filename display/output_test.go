@@ -310,3 +310,20 @@ func TestBuilderSave(t *testing.T) {
 		t.Errorf("a failed Save wrote files: %v", names)
 	}
 }
+
+// Replacing a file keeps its mode: a private (0600) picture stays private.
+func TestSavePNGKeepsTheReplacedFilesMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "private.png")
+	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := SavePNG(path, image.NewGray(image.Rect(0, 0, 2, 2))); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v (%v), want 0600 kept", fi.Mode().Perm(), err)
+	}
+}
