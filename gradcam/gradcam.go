@@ -215,6 +215,9 @@ func (c *Builder) Done() (*CAM, error) {
 		return nil, fmt.Errorf("gradcam.New: %w", err)
 	}
 	m := c.runner.Model()
+	if err := models.CheckClasses(m); err != nil {
+		return nil, err
+	}
 	if c.method == nil {
 		return nil, fmt.Errorf("no method given; known methods: %s", strings.Join(MethodNames(), ", "))
 	}

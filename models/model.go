@@ -149,6 +149,20 @@ func SpatialLayer(m Model, name string) (Layer, error) {
 	return l, nil
 }
 
+// CheckClasses refuses a model whose output, its last layer, is logits of
+// no classes ([N,0]): there is nothing to explain.
+func CheckClasses(m Model) error {
+	if check.IsNil(m) {
+		return errNilModel
+	}
+	if layers := m.Layers(); len(layers) > 0 {
+		if out := layers[len(layers)-1]; out.Shape.Rank() == 2 && out.Shape.Dimensions[1] == 0 {
+			return fmt.Errorf("model %s has no classes to explain: its output %s is shaped %v", m.Name(), out.Name, out.Shape.Dimensions)
+		}
+	}
+	return nil
+}
+
 // LastSpatialLayer is the last layer of m, in graph order, with spatial axes
 // and a floating-point activation, and not [Layer.Local]: the output of the
 // last convolutional block before the classifier, or a vision transformer's

@@ -132,10 +132,8 @@ func openClassifier(name string) (models.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if layers := m.Layers(); len(layers) > 0 {
-		if out := layers[len(layers)-1]; out.Shape.Rank() == 2 && out.Shape.Dimensions[1] == 0 {
-			return nil, fmt.Errorf("model %s has no classes to explain: its output %s is shaped %v", m.Name(), out.Name, out.Shape.Dimensions)
-		}
+	if err := models.CheckClasses(m); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
