@@ -235,13 +235,15 @@ func runChild(spec string) error {
 var errQuit = errors.New("quit")
 
 // methodCAM builds the CAM of the named method at layer (which input
-// attributions ignore), with points per call of the model if points > 0.
+// attributions ignore), with points per call of the model if points > 0,
+// and no limit on the passes: memory is what is measured, and RISE at
+// batch 64 is over the default limit.
 func methodCAM(r *models.Runner, layer, name string, points int) (*gradcam.CAM, error) {
 	m, err := gradcam.MethodByName(name)
 	if err != nil {
 		return nil, err
 	}
-	b := gradcam.New(r, layer).Method(m)
+	b := gradcam.New(r, layer).Method(m).MaxPasses(0)
 	if points > 0 {
 		b = b.PointsPerCall(points)
 	}

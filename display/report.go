@@ -52,6 +52,10 @@ type ReportPage struct {
 	// Explained is the class the heat map explains. Its zero value (and a
 	// nil pointer) means the prediction, Top[0].
 	Explained *ReportClass
+	// BlankNote, when not empty, says that the map is blank (zero
+	// everywhere after the ReLU) and what to try; the page shows it in
+	// place of the overlay and its colour scale.
+	BlankNote string
 }
 
 // ReportInfo is what every page of a report states about how it was made.
@@ -175,13 +179,17 @@ const reportTemplate = `<!DOCTYPE html>
 {{if .ExplainsOther -}}
 <p class="explained">The heat map shows the evidence for <b>{{.Explained.Name}}</b> (probability {{percent .Explained.Probability}}), not for the prediction.</p>
 {{end -}}
-{{if .EmptyMap -}}
+{{if .BlankNote -}}
+<p class="warning">{{.BlankNote}}</p>
+{{else if .EmptyMap -}}
 <p class="warning">The heat map is empty (uniform): {{.EmptyMapMethod}} found no region with more evidence than another at this layer, so it shows nothing about where the evidence was.</p>
 {{end -}}
 <div class="figures">
 <figure><img class="image{{if .Pixels}} pixels{{end}}" {{srcAttr .Image}} alt="the image"><figcaption>The image</figcaption></figure>
+{{if not .BlankNote -}}
 <figure><img class="overlay{{if .Pixels}} pixels{{end}}" {{srcAttr .Overlay}} alt="heat map over the image"><figcaption>Heat map over the image: evidence for {{.Explained.Name}}</figcaption></figure>
 <div class="legend"><span>strongest</span><img {{srcAttr .Legend}} alt="colour scale"><span>none</span></div>
+{{end -}}
 </div>
 <div class="columns">
 <table class="top">
@@ -250,6 +258,7 @@ type pageView struct {
 	Predicted, Explained             ReportClass
 	ExplainsOther                    bool
 	EmptyMap                         bool
+	BlankNote                        string
 	EmptyMapMethod                   string
 	Pixels                           bool
 	Image, Overlay, Legend           template.URL
@@ -398,6 +407,7 @@ func (b *ReportBuilder) page(info ReportInfo, legend template.URL, i int, p Repo
 		Explained:      explained,
 		ExplainsOther:  explained != pred,
 		EmptyMap:       !(hi > lo),
+		BlankNote:      p.BlankNote,
 		EmptyMapMethod: orDefault(info.Method, "the method"),
 		// Images are drawn to fill their box; a small one (a 28x28 digit,
 		// say) is enlarged with visible pixels rather than blurred.

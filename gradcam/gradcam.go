@@ -231,7 +231,7 @@ func (c *Builder) Done() (*CAM, error) {
 	im, isInput := c.method.(inputMethod)
 	cam := &CAM{runner: c.runner, method: c.method, relu: c.relu, normalize: c.normalize,
 		maxPoints: c.maxPoints, maxPasses: c.maxPasses, progress: c.progress}
-	if isInput && !im.needsLayers() {
+	if _, isMask := c.method.(maskMethod); isMask || isInput && !im.needsLayers() {
 		// Input attributions ignore layers: the map is at the input.
 		return cam, nil
 	}
@@ -312,7 +312,8 @@ func (c *CAM) PointsPerCall() int { return c.maxPoints }
 // Passes returns how many forward passes of one image explaining a batch of
 // n images costs beyond the first: the perturbed copies of a [Perturbation]
 // method (n × the channels of every layer), the points of an input method
-// (n × its samples), 0 for the gradient methods.
+// (n × its samples), the masked copies of [Occlusion] and [RISE] (n × the
+// masks), 0 for the gradient methods.
 func (c *CAM) Passes(n int) int {
 	switch m := c.method.(type) {
 	case Perturbation:
@@ -323,6 +324,9 @@ func (c *CAM) Passes(n int) int {
 		return total
 	case pointMethod:
 		return n * m.samples()
+	case maskMethod:
+		in := c.runner.Model().Input()
+		return n * m.masks(in.Height, in.Width)
 	}
 	return 0
 }
@@ -364,6 +368,8 @@ func (c *CAM) Explain(x *tensors.Tensor, t Target) (*Result, error) {
 		return c.explainPerturbation(m, x, t, classes)
 	case pointMethod:
 		return c.explainPoints(m, x, t, classes)
+	case maskMethod:
+		return c.explainMasks(m, x, t, classes)
 	}
 	args := []any{x}
 	if classes != nil {
@@ -444,10 +450,19 @@ func (c *CAM) graph(t Target) func(scope *model.Scope, inputs []*graph.Node) []*
 		checkLogits(logits)
 		classes, scores := t.scores(logits, given)
 		var raws []*graph.Node
-		if im, ok := c.method.(inputMethod); ok {
+		if _, ok := c.method.(FullGradMethod); ok {
+			raws = []*graph.Node{c.fullGradMaps(x, logits, scores)}
+		} else if im, ok := c.method.(inputMethod); ok {
 			raws = []*graph.Node{c.inputMaps(im, x, logits, acts, classes, scores, t)}
 		} else {
-			raws = c.layerMaps(c.method, logits, acts, scores)
+			gradScores := scores
+			if sm, ok := c.method.(scoreMethod); ok {
+				if t.fn != nil {
+					panic(fmt.Errorf("%s compares classes: give it class targets (Class, Top), not the score %q", sm.Name(), t.name))
+				}
+				gradScores = sm.score(logits, classes)
+			}
+			raws = c.layerMaps(c.method, logits, acts, gradScores)
 		}
 		return append([]*graph.Node{logits, classes, scores, c.finish(raws)}, raws...)
 	}

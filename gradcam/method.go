@@ -18,7 +18,11 @@ import (
 // methods (Score-CAM, Ablation-CAM) run the model again on perturbed inputs or
 // activations, [InputMethod]s (saliency, SmoothGrad, Integrated Gradients,
 // guided backpropagation) differentiate with respect to the input instead of
-// a layer, and [GuidedGradCAM] combines both.
+// a layer, and [GuidedGradCAM] combines both. [Occlusion] and [RISE] run the
+// model on masked copies of the input and need no layer, nor does
+// [FullGrad], which adds bias-gradient terms to an input attribution;
+// [FinerCAM] is Grad-CAM of a score that sets the class against its nearest
+// classes.
 type Method interface {
 	// Name is the method's name on the command line, e.g. "gradcam".
 	Name() string
@@ -162,6 +166,7 @@ func init() {
 		GradCAM, HiResCAM, GradCAMElementwise, GradCAMPlusPlus, XGradCAM, LayerCAM, EigenCAM, EigenGradCAM,
 		ScoreCAM, AblationCAM,
 		Saliency, SmoothGrad, IntegratedGradients, GuidedBackprop, GuidedGradCAM,
+		Occlusion, RISE, FinerCAM, FullGrad,
 	} {
 		Methods[m.Name()] = m
 	}

@@ -157,7 +157,58 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	if err := out.Commit(); err != nil {
 		return err
 	}
+	if err := noteBlankMaps(stderr, res, m.Labels(), f.imageName, gradcam.Methods[f.method].Name()); err != nil {
+		return err
+	}
 	fmt.Fprint(stdout, lines)
+	return nil
+}
+
+// imageName names image n of the batch: its file, or the --input file and index.
+func (f *camFlags) imageName(n int) string {
+	if n < len(f.images) {
+		return f.images[n]
+	}
+	return fmt.Sprintf("%s image %d", f.input, n)
+}
+
+// blankNote says why a map is blank and what to try; method is the
+// method's name, layered whether it was computed at layers.
+func blankNote(method string, layered bool) string {
+	switch {
+	case !layered:
+		return "the map is blank: every value is negative, so the ReLU leaves nothing; try another --method, or the signed map (gradcam's Builder.ReLU(false))"
+	case method == gradcam.GradCAM.Name():
+		return "the map is blank: every position's weighted sum of channels is negative, so the ReLU leaves nothing; " +
+			"try another --layer (a deeper one), --method hirescam or layercam, or the signed map (gradcam's Builder.ReLU(false))"
+	}
+	return "the map is blank: every value is negative at this layer, so the ReLU leaves nothing; " +
+		"try another --layer (a deeper one), --method hirescam or layercam, or the signed map (gradcam's Builder.ReLU(false))"
+}
+
+// noteBlankMaps writes one line on stderr per blank map (see
+// [gradcam.Result.Blank]), naming the image and the class.
+func noteBlankMaps(stderr io.Writer, res *gradcam.Result, labels []string, name func(n int) string, method string) error {
+	for n := range res.N {
+		for k := range res.K {
+			blank, err := res.Blank(n, k)
+			if err != nil {
+				return err
+			}
+			if !blank {
+				continue
+			}
+			c, err := res.Class(n, k)
+			if err != nil {
+				return err
+			}
+			target := "the score"
+			if c >= 0 {
+				target = className(c, labels)
+			}
+			fmt.Fprintf(stderr, "note: %s, %s with %s: %s\n", name(n), target, method, blankNote(method, len(res.Layers) > 0))
+		}
+	}
 	return nil
 }
 

@@ -257,12 +257,12 @@ func noteDefaultLayer(stderr io.Writer, layer string) {
 }
 
 // explainCLI explains x, first announcing on stderr the cost of methods
-// that run the model once per channel (Score-CAM, Ablation-CAM).
+// that run the model many times (Score-CAM, occlusion, RISE, Integrated
+// Gradients...).
 func explainCLI(cam *gradcam.CAM, x *tensors.Tensor, t gradcam.Target, stderr io.Writer) (*gradcam.Result, error) {
-	if _, ok := cam.Method().(gradcam.Perturbation); ok {
-		n := x.Shape().Dimensions[0]
-		fmt.Fprintf(stderr, "%s: %d forward passes of one image (one per channel and image), %d per call of the model\n",
-			cam.Method().Name(), cam.Passes(n), cam.PointsPerCall())
+	if passes := cam.Passes(x.Shape().Dimensions[0]); passes > 0 {
+		fmt.Fprintf(stderr, "%s: %d forward passes of one image, %d per call of the model\n",
+			cam.Method().Name(), passes, cam.PointsPerCall())
 	}
 	return cam.Explain(x, t)
 }

@@ -114,6 +114,13 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		}
 		page := display.ReportPage{Title: filepath.Base(f.images[n]), Image: pic, Map: heat,
 			Top: topClasses(probs, m.Labels(), reportTop)}
+		blank, err := res.Blank(n, 0)
+		if err != nil {
+			return err
+		}
+		if blank {
+			page.BlankNote = "The heat map is blank for this class: " + strings.TrimPrefix(blankNote(method.Name(), len(res.Layers) > 0), "the map is blank: ") + "."
+		}
 		if c >= 0 && c != page.Top[0].Index {
 			rc := reportClass(c, probs, m.Labels())
 			page.Explained = &rc

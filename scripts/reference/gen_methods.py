@@ -51,6 +51,38 @@ package does when the map is already at input size):
 
 The manifest (testdata/methods/manifest.json) lists each reference with its
 method, layer, target classes and options.
+
+Mask methods (map at 64x64; "normalised" = ReLU + min-max), written with
+their own manifest, testdata/methods/masks.json, by write_masks() (run
+`gen_methods.py masks` to write only these, leaving the files above as they are):
+  occlusion            Captum's Occlusion: a window x window square (all
+                       channels) at starts 0, stride, 2 stride, ... (1 +
+                       ceil((64 - window) / stride) per axis, cut at the
+                       edge) set to the baseline; map = mean over the
+                       windows covering a pixel of score(x) - score(x_p)
+  rise                 RISE: mask p from the uniform stream U of
+                       gradcam.Uniform (seed), j = p (s^2 + 2) + i: cells
+                       U < keep (i < s^2, row-major), shift floor(U c)
+                       rows (i = s^2) and columns (i = s^2 + 1), c =
+                       ceil(64 / s); grid upsampled to (s+1) c bilinear
+                       (align_corners=False), cropped at the shift;
+                       map = sum_p softmax(model(x M_p))[class] M_p / (P keep)
+
+Finer-CAM (raw at layer resolution, normalised as the CAM family), in
+testdata/methods/finercam.json, written by write_finercam() (also with
+`gen_methods.py masks`, as FullGrad below):
+  finercam             comparison classes: np.argsort(|logits - logits[c]|)
+                       positions 1..compare; p = softmax(logits) (with its
+                       gradient); score = sum_i p_i (y_c - alpha y_i) /
+                       (sum_i p_i + 1e-9); Grad-CAM of that score
+
+FullGrad (map at 64x64, "normalised" = ReLU + min-max), in
+testdata/methods/fullgrad.json, written by write_fullgrad():
+  fullgrad             s(t) = per image and channel (t - min) / (max - min
+                       + 1e-7), cv2 bilinear resize to 64x64; map =
+                       sum_c s(|x dscore/dx|) + sum over the Conv2d with a
+                       bias and every BatchNorm2d (bias beta - mean gamma /
+                       sqrt(var + eps)) of sum_c s(|bias_c dscore/dout_c|)
 """
 
 import hashlib
@@ -389,6 +421,9 @@ def main():
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         f.write(camref.compact_json(manifest))
     written.append("manifest.json")
+    write_masks(model, x, targets)
+    write_finercam(model, x, targets)
+    write_fullgrad(model, x, targets)
     total = 0
     for name in written:
         p = os.path.join(OUT, name)
@@ -398,5 +433,193 @@ def main():
     print(f"{len(written)} files, {total} bytes; logits check {err:.1e}")
 
 
+# ---------------------------------------------------------------------------
+# Mask methods.
+
+OCCLUSION_CASES = [("top1", {"window": 12, "stride": 10, "baseline": 0.0}),
+                   ("classes147", {"window": 16, "stride": 8, "baseline": 0.5})]
+RISE_CASES = [("top1", {"masks": 64, "grid": 5, "keep": 0.5, "seed": 3}),
+              ("classes147", {"masks": 48, "grid": 7, "keep": 0.3, "seed": 11})]
+
+
+def occlusion_map(model, x, classes, window, stride, baseline):
+    n, _, h, w = x.shape
+    with torch.no_grad():
+        y = scores_of(model(x), classes).double()
+        total = torch.zeros(n, h, w, dtype=torch.float64)
+        count = torch.zeros(h, w, dtype=torch.float64)
+        starts_y = [i * stride for i in range(1 + int(np.ceil((h - window) / stride)))]
+        starts_x = [i * stride for i in range(1 + int(np.ceil((w - window) / stride)))]
+        for y0 in starts_y:
+            for x0 in starts_x:
+                occ = x.clone()
+                occ[:, :, y0:y0 + window, x0:x0 + window] = baseline
+                diff = y - scores_of(model(occ), classes).double()
+                total[:, y0:y0 + window, x0:x0 + window] += diff[:, None, None]
+                count[y0:y0 + window, x0:x0 + window] += 1
+    return total / count
+
+
+def rise_masks(h, w, masks, grid, keep, seed):
+    s = grid
+    ch, cw = -(-h // s), -(-w // s)
+    out = np.zeros((masks, h, w), dtype=np.float32)
+    for p in range(masks):
+        j = np.arange(s * s + 2, dtype=np.uint64) + np.uint64(p * (s * s + 2))
+        u = uniform(seed, j)
+        cells = (u[:s * s] < keep).astype(np.float32).reshape(1, 1, s, s)
+        dy, dx = int(np.floor(u[s * s] * ch)), int(np.floor(u[s * s + 1] * cw))
+        up = F.interpolate(torch.from_numpy(cells), size=((s + 1) * ch, (s + 1) * cw),
+                           mode="bilinear", align_corners=False)[0, 0].numpy()
+        out[p] = up[dy:dy + h, dx:dx + w]
+    return out
+
+
+def rise_map(model, x, classes, masks, grid, keep, seed):
+    n, _, h, w = x.shape
+    m = torch.from_numpy(rise_masks(h, w, masks, grid, keep, seed))
+    sal = torch.zeros(n, h, w, dtype=torch.float64)
+    with torch.no_grad():
+        for i in range(n):
+            prob = torch.softmax(model(x[i:i + 1] * m[:, None]), dim=1)[:, classes[i]].double()
+            sal[i] = (prob[:, None, None] * m.double()).sum(0) / (masks * keep)
+    return sal
+
+
+def write_masks(model, x, targets):
+    manifest = {"generator": "scripts/reference/gen_methods.py (write_masks)",
+                "model": "../tinycnn/model.onnx", "input": "../tinycnn/input.npy", "masks": []}
+    for method, cases, fn in (("occlusion", OCCLUSION_CASES, occlusion_map), ("rise", RISE_CASES, rise_map)):
+        for tkey, opts in cases:
+            classes = targets[tkey]
+            raw = fn(model, x, classes, **opts).float().numpy()
+            manifest["masks"].append({
+                "method": method, "target": tkey, "classes": classes.tolist(), "options": opts,
+                "raw": save(f"{method}_{tkey}_raw.npy", raw),
+                "normalised": save(f"{method}_{tkey}_norm.npy", minmax_relu(raw)),
+            })
+    with open(os.path.join(OUT, "masks.json"), "w") as f:
+        f.write(camref.compact_json(manifest))
+    written.append("masks.json")
+
+
+FINER_CASES = [("layer2_conv2", "top1", {"alpha": 1.0, "compare": 3}, True),
+               ("layer1", "classes147", {"alpha": 0.6, "compare": 2}, False)]
+
+
+def finercam_raw(model, x, layer, classes, alpha, compare):
+    logits, acts = forward_taps(model, x)
+    a = acts[layer]
+    ld = logits.detach().numpy()
+    prob = torch.softmax(logits, dim=1)
+    total = 0
+    for i in range(x.shape[0]):
+        c = int(classes[i])
+        order = np.argsort(np.abs(ld[i] - ld[i, c]), kind="stable")
+        assert order[0] == c
+        comp = [int(j) for j in order[1:compare + 1]]
+        num = sum(prob[i, j] * (logits[i, c] - alpha * logits[i, j]) for j in comp)
+        den = sum(prob[i, j] for j in comp)
+        total = total + num / (den + 1e-9)
+    g, = torch.autograd.grad(total, a)
+    a, g = a.detach().double(), g.detach().double()
+    w = g.mean(dim=(2, 3))
+    return (w[:, :, None, None] * a).sum(1).float().numpy()
+
+
+def fullgrad_map(model, x, classes):
+    """FullGrad as pytorch-grad-cam defines it, from the modules: the layers
+    with a bias are the Conv2d with a bias and every BatchNorm2d, whose bias
+    is beta - mean gamma / sqrt(var + eps)."""
+    layers = [m for m in model.modules()
+              if (isinstance(m, nn.Conv2d) and m.bias is not None) or isinstance(m, nn.BatchNorm2d)]
+    outs = []
+
+    def keep(_m, _i, o):
+        # The model's ReLUs are in place: hand them a copy, so that o stays
+        # the layer's output z and its gradient is d score / d z.
+        outs.append(o)
+        return o.clone()
+    hooks = [m.register_forward_hook(keep) for m in layers]
+    try:
+        xs = x.detach().clone().requires_grad_(True)
+        score = scores_of(model(xs), classes).sum()
+        grads = torch.autograd.grad(score, [xs] + outs)
+    finally:
+        for h in hooks:
+            h.remove()
+    import cv2
+
+    def scale(t):  # [N,C,h,w] numpy: min-max each channel of each image, then resize to 64x64
+        t = t - t.min(axis=(2, 3), keepdims=True)
+        t = t / (np.float32(1e-7) + t.max(axis=(2, 3), keepdims=True))
+        return np.asarray([[cv2.resize(c, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR) for c in img] for img in t],
+                          dtype=np.float32)
+
+    total = scale(np.abs(grads[0].numpy() * x.numpy()).astype(np.float32)).sum(1)
+    for m, g in zip(layers, grads[1:]):
+        if isinstance(m, nn.BatchNorm2d):
+            bias = (m.bias - m.running_mean * m.weight / torch.sqrt(m.running_var + m.eps)).detach()
+        else:
+            bias = m.bias.detach()
+        total = total + scale(np.abs(bias.numpy()[None, :, None, None] * g.numpy()).astype(np.float32)).sum(1)
+    return total, len(layers)
+
+
+def write_fullgrad(model, x, targets):
+    manifest = {"generator": "scripts/reference/gen_methods.py (write_fullgrad)",
+                "model": "../tinycnn/model.onnx", "input": "../tinycnn/input.npy", "fullgrad": []}
+    for tkey in ("top1", "classes147"):
+        classes = targets[tkey]
+        raw, layers = fullgrad_map(model, x, classes)
+        manifest["fullgrad"].append({
+            "method": "fullgrad", "target": tkey, "classes": classes.tolist(), "bias_layers": layers,
+            "raw": save(f"fullgrad_{tkey}_raw.npy", raw),
+            "normalised": save(f"fullgrad_{tkey}_norm.npy", minmax_relu(raw)),
+        })
+    with open(os.path.join(OUT, "fullgrad.json"), "w") as f:
+        f.write(camref.compact_json(manifest))
+    written.append("fullgrad.json")
+
+
+def write_finercam(model, x, targets):
+    manifest = {"generator": "scripts/reference/gen_methods.py (write_finercam)",
+                "model": "../tinycnn/model.onnx", "input": "../tinycnn/input.npy", "layers": LAYERS, "finercam": []}
+    for layer, tkey, opts, store_norm in FINER_CASES:
+        classes = targets[tkey]
+        raw = finercam_raw(model, x, layer, classes, **opts)
+        entry = {"method": "finercam", "layer": layer, "target": tkey, "classes": classes.tolist(), "options": opts,
+                 "raw": save(f"finercam_{layer}_{tkey}_raw.npy", raw)}
+        if store_norm:
+            entry["normalised"] = save(f"finercam_{layer}_{tkey}_norm.npy", camref.normalise_single(raw, (SIZE, SIZE)))
+        manifest["finercam"].append(entry)
+    with open(os.path.join(OUT, "finercam.json"), "w") as f:
+        f.write(camref.compact_json(manifest))
+    written.append("finercam.json")
+
+
+def main_masks():
+    torch.set_num_threads(1)
+    model = gen_fixtures.build_model()
+    model.eval()
+    x = torch.from_numpy(np.load(os.path.join(TESTDATA, "tinycnn", "input.npy")))
+    want = np.load(os.path.join(TESTDATA, "tinycnn", "logits.npy"))
+    with torch.no_grad():
+        logits = model(x)
+    err = camref.rel_err(logits.numpy(), want)
+    assert err < 1e-5, f"rebuilt model's logits differ from tinycnn/logits.npy by {err:.2e}"
+    targets = {"top1": logits.argmax(1), "classes147": torch.tensor([1, 4, 7])}
+    write_masks(model, x, targets)
+    write_finercam(model, x, targets)
+    write_fullgrad(model, x, targets)
+    for name in written:
+        p = os.path.join(OUT, name)
+        with open(p, "rb") as f:
+            print(f"{hashlib.sha256(f.read()).hexdigest()[:16]} {os.path.getsize(p):8d} {name}")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["masks"]:
+        main_masks()
+    else:
+        main()
