@@ -24,11 +24,14 @@ import (
 //
 //	"convlens_expect": {"png": 1, "html": 1, "text": ["regexp", ...]}
 //
-// at least that many image/png and text/html outputs, and text (stdout) that
+// at least that many pictures (image/png or image/jpeg) and text/html
+// outputs, and text (the cell's stdout and the text of its tables) that
 // matches each regular expression.
 //
 // They take minutes (the first run also compiles GoMLX for the kernel), so
-// they run under CI=true or CONVLENS_NOTEBOOKS=1 only.
+// they run under CI=true or CONVLENS_NOTEBOOKS=1 only. The checks of the
+// committed files (stripped of outputs; every cell compiles on its own)
+// always run; browser_test.go runs the notebooks in Chromium.
 
 // budget is what the issue allows for executing all notebooks in CI, on 2 cores.
 const budget = 20 * time.Minute
@@ -64,11 +67,14 @@ func setup(t *testing.T) (root string, env []string) {
 		t.Fatalf("scripts/notebook-env.sh did not print JUPYTER_DATA_DIR:\n%s", stdout.String())
 	}
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "CONVLENS_MODEL=") && !strings.HasPrefix(kv, "JUPYTER_DATA_DIR=") {
+		if !strings.HasPrefix(kv, "CONVLENS_MODEL=") && !strings.HasPrefix(kv, "JUPYTER_DATA_DIR=") && !strings.HasPrefix(kv, "GOPROXY=") {
 			env = append(env, kv)
 		}
 	}
-	return root, append(env, "JUPYTER_DATA_DIR="+m[1])
+	// GOPROXY=off: the kernel must build every cell from the module cache,
+	// at the versions convlens' go.mod pins, never resolving a module from
+	// the network (scripts/notebook-env.sh points its module at the checkout).
+	return root, append(env, "JUPYTER_DATA_DIR="+m[1], "GOPROXY=off")
 }
 
 // execute runs one notebook with nbconvert and returns the executed notebook.
@@ -89,39 +95,48 @@ func execute(t *testing.T, env []string, dir, notebook string, allowErrors bool)
 	if err != nil {
 		return nil, string(out), err
 	}
-	raw, rerr := os.ReadFile(filepath.Join(outDir, filepath.Base(notebook)))
-	if rerr != nil {
-		return nil, string(out), rerr
+	nb, rerr := readNotebook(filepath.Join(outDir, filepath.Base(notebook)))
+	return nb, string(out), rerr
+}
+
+func readNotebook(path string) (*executed, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
 	}
-	nb = new(executed)
-	if jerr := json.Unmarshal(raw, nb); jerr != nil {
-		return nil, string(out), jerr
+	nb := new(executed)
+	if err := json.Unmarshal(raw, nb); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return nb, string(out), nil
+	return nb, nil
+}
+
+type cell struct {
+	ID             string          `json:"id"`
+	Type           string          `json:"cell_type"`
+	Source         json.RawMessage `json:"source"`
+	ExecutionCount *int            `json:"execution_count"`
+	Metadata       struct {
+		Expect *struct {
+			PNG  int      `json:"png"`
+			HTML int      `json:"html"`
+			Text []string `json:"text"`
+		} `json:"convlens_expect"`
+		// Needs lists the cells (by id) that define what this cell uses.
+		Needs []string `json:"convlens_needs"`
+	} `json:"metadata"`
+	Outputs []struct {
+		Type   string                     `json:"output_type"`
+		Name   string                     `json:"name"`
+		Text   json.RawMessage            `json:"text"`
+		Data   map[string]json.RawMessage `json:"data"`
+		EName  string                     `json:"ename"`
+		EValue string                     `json:"evalue"`
+	} `json:"outputs"`
 }
 
 type executed struct {
-	Cells []struct {
-		ID             string          `json:"id"`
-		Type           string          `json:"cell_type"`
-		Source         json.RawMessage `json:"source"`
-		ExecutionCount *int            `json:"execution_count"`
-		Metadata       struct {
-			Expect *struct {
-				PNG  int      `json:"png"`
-				HTML int      `json:"html"`
-				Text []string `json:"text"`
-			} `json:"convlens_expect"`
-		} `json:"metadata"`
-		Outputs []struct {
-			Type   string                     `json:"output_type"`
-			Name   string                     `json:"name"`
-			Text   json.RawMessage            `json:"text"`
-			Data   map[string]json.RawMessage `json:"data"`
-			EName  string                     `json:"ename"`
-			EValue string                     `json:"evalue"`
-		} `json:"outputs"`
-	} `json:"cells"`
+	Cells []cell `json:"cells"`
 }
 
 // text joins a notebook string field, which is a string or a list of lines.
@@ -138,25 +153,31 @@ func text(raw json.RawMessage) string {
 	return strings.Join(lines, "")
 }
 
+// notebooks lists the notebooks of this folder, in order.
+func notebooks(t *testing.T) []string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.ipynb"))
+	sort.Strings(paths)
+	if len(paths) < 5 {
+		t.Fatalf("found %d notebooks in %s, want at least 5 (issue 5 asks for five)", len(paths), dir)
+	}
+	return paths
+}
+
 func TestNotebooks(t *testing.T) {
 	enabled(t)
-	if _, err := exec.LookPath("jupyter"); err != nil {
-		// scripts/notebook-env.sh installs it; checked again after it ran.
-		t.Log("jupyter not on PATH yet")
-	}
 	dir, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, env := setup(t)
-	notebooks, _ := filepath.Glob(filepath.Join(dir, "*.ipynb"))
-	sort.Strings(notebooks)
-	if len(notebooks) < 5 {
-		t.Fatalf("found %d notebooks in %s, want at least 5 (issue 5 asks for five)", len(notebooks), dir)
-	}
 	var total time.Duration
 	var times []string
-	for _, path := range notebooks {
+	for _, path := range notebooks(t) {
 		name := filepath.Base(path)
 		t.Run(strings.TrimSuffix(name, ".ipynb"), func(t *testing.T) {
 			start := time.Now()
@@ -193,29 +214,34 @@ func check(t *testing.T, nb *executed) {
 		if c.ExecutionCount == nil {
 			t.Errorf("%s was not executed", where)
 		}
-		var png, html int
-		var stdout strings.Builder
+		var pictures, html int
+		var out strings.Builder
 		for _, o := range c.Outputs {
 			switch o.Type {
 			case "error":
 				t.Errorf("%s: error %s: %s", where, o.EName, o.EValue)
 			case "stream":
 				s := text(o.Text)
-				if o.Name == "stderr" && strings.Contains(s, "panic:") {
-					t.Errorf("%s panicked:\n%s", where, tail(s, 2000))
+				if o.Name == "stderr" && (strings.Contains(s, "panic:") || strings.HasPrefix(s, "convlens: ")) {
+					t.Errorf("%s failed:\n%s", where, tail(s, 2000))
 				}
 				if o.Name == "stdout" {
-					stdout.WriteString(s)
+					out.WriteString(s)
 				}
 			case "display_data", "execute_result":
 				if _, ok := o.Data["image/png"]; ok {
-					png++
+					pictures++
+				} else if _, ok := o.Data["image/jpeg"]; ok {
+					pictures++
 				}
 				if h, ok := o.Data["text/html"]; ok {
 					if strings.Contains(text(h), "gonb-err") {
 						t.Errorf("%s shows a GoNB error:\n%s", where, tail(text(h), 2000))
 					}
 					html++
+				}
+				if p, ok := o.Data["text/plain"]; ok {
+					out.WriteString(text(p) + "\n")
 				}
 			}
 		}
@@ -224,15 +250,15 @@ func check(t *testing.T, nb *executed) {
 			continue
 		}
 		expected++
-		if png < e.PNG {
-			t.Errorf("%s: %d PNG images, the notebook promises %d\nsource:\n%s", where, png, e.PNG, tail(text(c.Source), 800))
+		if pictures < e.PNG {
+			t.Errorf("%s: %d pictures, the notebook promises %d\nsource:\n%s", where, pictures, e.PNG, tail(text(c.Source), 800))
 		}
 		if html < e.HTML {
 			t.Errorf("%s: %d HTML outputs, the notebook promises %d\nsource:\n%s", where, html, e.HTML, tail(text(c.Source), 800))
 		}
 		for _, re := range e.Text {
-			if !regexp.MustCompile(re).MatchString(stdout.String()) {
-				t.Errorf("%s: output does not match %q:\n%s", where, re, tail(stdout.String(), 2000))
+			if !regexp.MustCompile(re).MatchString(out.String()) {
+				t.Errorf("%s: output does not match %q:\n%s", where, re, tail(out.String(), 2000))
 			}
 		}
 	}
@@ -297,6 +323,41 @@ func TestNotebookWithoutKernelSetupSaysWhatToRun(t *testing.T) {
 	}
 	if !strings.Contains(first.String(), "Run `make notebook`") {
 		t.Errorf("the first cell under a bare kernel does not say to run `make notebook`:\n%s", tail(first.String(), 3000))
+	}
+}
+
+// TestCommittedNotebooksAreStripped checks that the notebooks are committed
+// without outputs or execution counts, in the form scripts/notebook-strip.py
+// writes (the git filter scripts/notebook-env.sh registers), so that
+// running them leaves nothing for git to show.
+func TestCommittedNotebooksAreStripped(t *testing.T) {
+	paths := notebooks(t)
+	for _, path := range paths {
+		nb, err := readNotebook(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range nb.Cells {
+			if c.Type != "code" {
+				continue
+			}
+			if len(c.Outputs) > 0 || c.ExecutionCount != nil {
+				t.Errorf("%s: cell %s is committed with outputs or an execution count: run scripts/notebook-strip.py on it",
+					filepath.Base(path), c.ID)
+			}
+		}
+	}
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Log("no /usr/bin/python3: the form of the files was not checked")
+		return
+	}
+	cmd := exec.Command("/usr/bin/python3", append([]string{filepath.Join("..", "scripts", "notebook-strip.py"), "--check"}, paths...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("scripts/notebook-strip.py --check: %v\n%s", err, out)
+	}
+	attrs, err := os.ReadFile(".gitattributes")
+	if err != nil || !strings.Contains(string(attrs), "*.ipynb filter=convlens-notebook") {
+		t.Errorf("notebooks/.gitattributes does not apply the convlens-notebook filter to the notebooks (%v)", err)
 	}
 }
 

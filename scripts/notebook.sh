@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make notebook`: set up the notebook environment (scripts/notebook-env.sh:
-# Jupyter from Debian, the GoNB kernel go.mod pins, goimports, the kernel
-# spec with convlens' build settings) and start Jupyter on localhost in
-# notebooks/. Re-running it is harmless.
+# Jupyter from Debian, the GoNB kernel go.mod pins, goimports and gopls, the
+# kernel spec with convlens' build settings and its module pointed at this
+# checkout, the git filter that keeps outputs out of commits) and start
+# Jupyter on localhost in notebooks/. Re-running it is harmless.
 #
 # Environment: NOTEBOOK_PORT (default 8888); CONVLENS_MODEL, an ONNX model
 # (a pretrained network, say) that notebooks 02 and 03 then explain instead
