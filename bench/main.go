@@ -113,6 +113,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/convlens/convlens/internal/repo"
+
 	"github.com/convlens/convlens/internal/npy"
 )
 
@@ -316,7 +318,7 @@ type row struct {
 func run(cfg config, stdout, logw io.Writer) error {
 	start := time.Now()
 	if cfg.root == "" {
-		root, err := moduleRoot()
+		root, err := repo.Root()
 		if err != nil {
 			return err
 		}
@@ -422,29 +424,6 @@ func countErrs(rows []*row) int {
 		}
 	}
 	return n
-}
-
-// moduleRoot finds the directory of convlens' go.mod, from the working
-// directory up, else from this source file's location.
-func moduleRoot() (string, error) {
-	isRoot := func(dir string) bool {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		return err == nil && strings.Contains(string(b), "module github.com/convlens/convlens\n")
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			if isRoot(dir) {
-				return dir, nil
-			}
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
-	if _, file, _, ok := runtime.Caller(0); ok && isRoot(filepath.Dir(filepath.Dir(file))) {
-		return filepath.Dir(filepath.Dir(file)), nil
-	}
-	return "", errors.New("run it inside the convlens module (go run ./bench from the repository)")
 }
 
 func pythonVersions(python string) (string, error) {

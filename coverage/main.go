@@ -61,6 +61,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/convlens/convlens/internal/repo"
+
 	"github.com/convlens/convlens/gradcam"
 	"github.com/convlens/convlens/internal/npy"
 	"github.com/convlens/convlens/models"
@@ -145,7 +147,7 @@ func parseFlags(args []string) (config, error) {
 // setup fills in the module root and the export directory.
 func (cfg *config) setup() error {
 	if cfg.root == "" {
-		root, err := moduleRoot()
+		root, err := repo.Root()
 		if err != nil {
 			return err
 		}
@@ -196,29 +198,6 @@ func run(cfg config, stdout, logw io.Writer) error {
 		logf("wrote %s", cfg.out)
 	}
 	return nil
-}
-
-// moduleRoot finds the directory of convlens' go.mod, from the working
-// directory up, else from this source file's location.
-func moduleRoot() (string, error) {
-	isRoot := func(dir string) bool {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		return err == nil && strings.Contains(string(b), "module github.com/convlens/convlens\n")
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			if isRoot(dir) {
-				return dir, nil
-			}
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
-	if _, file, _, ok := runtime.Caller(0); ok && isRoot(filepath.Dir(filepath.Dir(file))) {
-		return filepath.Dir(filepath.Dir(file)), nil
-	}
-	return "", errors.New("run it inside the convlens module (go run ./coverage from the repository)")
 }
 
 func stem(dir, family string, opset int) string {
