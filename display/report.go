@@ -117,44 +117,58 @@ func (b *ReportBuilder) ImageSide(px int) *ReportBuilder { b.side = px; return b
 
 // Save writes the report to path atomically (see SavePNG): on error no
 // file, or the previous one, is left.
-func (b *ReportBuilder) Save(path string) error {
-	page, err := b.HTML()
-	if err != nil {
-		return err
-	}
-	return SaveHTML(path, page)
-}
+func (b *ReportBuilder) Save(path string) error { return savePage(b, path) }
 
 // IFrame returns the report inside an <iframe srcdoc>, for a notebook cell:
 // the report's print styles then do not touch the notebook's.
-func (b *ReportBuilder) IFrame() (string, error) {
-	page, err := b.HTML()
-	if err != nil {
-		return "", err
-	}
-	var out strings.Builder
-	if err := iframeTmpl.Execute(&out, page); err != nil {
-		return "", fmt.Errorf("display: report: %w", err)
-	}
-	return out.String(), nil
-}
+func (b *ReportBuilder) IFrame() (string, error) { return iframePage(b) }
 
 // Show displays the report in the running GoNB notebook cell (in an
 // iframe, see IFrame). Outside a notebook it writes the whole page to a new
 // show-*.html file in CONVLENS_DISPLAY_DIR, or returns ErrNotNotebook.
-func (b *ReportBuilder) Show() error {
+func (b *ReportBuilder) Show() error { return showPage(b) }
+
+// page is a builder of a self-contained HTML page: a report, a cohort.
+type page interface{ HTML() (string, error) }
+
+// savePage writes p's page to path atomically.
+func savePage(p page, path string) error {
+	html, err := p.HTML()
+	if err != nil {
+		return err
+	}
+	return SaveHTML(path, html)
+}
+
+// iframePage returns p's page inside an <iframe srcdoc>, so that its print
+// styles do not touch the notebook's.
+func iframePage(p page) (string, error) {
+	html, err := p.HTML()
+	if err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	if err := iframeTmpl.Execute(&out, html); err != nil {
+		return "", fmt.Errorf("display: page: %w", err)
+	}
+	return out.String(), nil
+}
+
+// showPage shows p's page in the running GoNB cell, or outside a notebook
+// writes it to a new show-*.html file in CONVLENS_DISPLAY_DIR.
+func showPage(p page) error {
 	if isNotebook() {
-		frag, err := b.IFrame()
+		frag, err := iframePage(p)
 		if err != nil {
 			return err
 		}
 		return sendHTML(frag)
 	}
-	page, err := b.HTML()
+	html, err := p.HTML()
 	if err != nil {
 		return err
 	}
-	return writeShowFile(".html", []byte(page))
+	return writeShowFile(".html", []byte(html))
 }
 
 // reportTemplate is the report page. It is rendered with html/template, so

@@ -45,6 +45,7 @@ var commands = []command{
 	{"train", "retrain a built-in model from its seed and rewrite its weights", runTrain},
 	{"features", "feature maps of layers: filter-grid PNGs and stats.json", runFeatures},
 	{"report", "one-page-per-image HTML report of heat maps, for print and for readers who do not run code", runReport},
+	{"audit", "explain a whole image archive into a Parquet file, resumably, with a cohort report (--runner prism|flink|dataflow: as an Apache Beam pipeline)", runAudit},
 }
 
 // usageError marks errors in the command line itself; they exit with status 2.

@@ -58,13 +58,7 @@ func TestOutputsHonourUmaskAndKeepModes(t *testing.T) {
 // was sent.
 func interrupt(t *testing.T, sig os.Signal, dir string, args ...string) (code int, sent bool, stderr string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "CONVLENS_TEST_AS_COMMAND=1", "GOMLX_BACKEND=go")
-	var errOut bytes.Buffer
-	cmd.Stderr = &errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, errOut := startCommand(t, args...)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	tick := time.NewTicker(time.Millisecond)

@@ -28,10 +28,10 @@ package evaluation
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
+
+	"github.com/convlens/convlens/internal/parallel"
 
 	"github.com/convlens/convlens/datasets/celldata"
 	"github.com/convlens/convlens/datasets/lesiondata"
@@ -251,29 +251,10 @@ func Batch(in models.Input, lo, hi int, fill func(i int, dst []float32) int) (*t
 	}
 	data := make([]float32, (hi-lo)*size)
 	labels := make([]int, hi-lo)
-	parallel(hi-lo, func(i int) {
+	parallel.For(hi-lo, func(i int) {
 		labels[i] = fill(lo+i, data[i*size:(i+1)*size])
 	})
 	return tensors.FromFlatDataAndDimensions(data, shape...), labels
-}
-
-// parallel runs fn(0..n-1) on GOMAXPROCS goroutines.
-func parallel(n int, fn func(i int)) {
-	workers := min(n, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				fn(i)
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 }
 
 func argmax(row []float32) int {
