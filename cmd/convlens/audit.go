@@ -14,17 +14,10 @@ import (
 	"github.com/convlens/convlens/cmd/convlens/internal/audit"
 	"github.com/convlens/convlens/gradcam"
 	"github.com/convlens/convlens/internal/atomicfile"
-	"github.com/convlens/convlens/models"
-	"github.com/gomlx/compute"
 )
 
 // auditRunners are the values of `convlens audit --runner`.
 var auditRunners = []string{"local", "prism", "flink", "dataflow"}
-
-// beamAudit runs an audit as an Apache Beam pipeline on the named runner;
-// audit_beam.go sets it in binaries built with -tags beam. rest are the arguments after "--": Beam's own
-// pipeline options (--endpoint, --project, ...).
-var beamAudit func(ctx context.Context, runner, modelArg string, b compute.Backend, m models.Model, s audit.Settings, src audit.Source, out string, rest []string, stderr io.Writer) (audit.Summary, error)
 
 type auditFlags struct {
 	model, images, masks, layer, method, metrics, runner, out, report string
@@ -96,10 +89,7 @@ func runAudit(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	} else {
-		if beamAudit == nil {
-			return fmt.Errorf("--runner %s needs a convlens built with Apache Beam: go build -tags beam ./cmd/convlens (or use --runner local)", f.runner)
-		}
-		if res, err = beamAudit(ctx, f.runner, f.model, b, m, s, src, f.out, beamArgs, stderr); err != nil {
+		if res, err = runBeamAudit(ctx, f.runner, f.model, b, m, s, src, f.out, beamArgs, stderr); err != nil {
 			return err
 		}
 	}

@@ -1,5 +1,3 @@
-//go:build beam
-
 package main
 
 import (
