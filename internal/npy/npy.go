@@ -1,7 +1,7 @@
 // Package npy reads and writes float32 NumPy arrays of any rank, with the
 // checks and messages the command line needs. It reads the format itself,
-// trusting no size in a file before checking it against the bytes present;
-// it writes through github.com/sbinet/npyio.
+// trusting no size in a file before checking it against the bytes present,
+// and writes format 1.0 (2.0 for a header too long for it), as numpy.save.
 package npy
 
 import (
@@ -11,11 +11,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"reflect"
-	"unsafe"
+	"strconv"
+	"strings"
 
 	"github.com/convlens/convlens/internal/atomicfile"
-	"github.com/sbinet/npyio"
 )
 
 // ReadFloat32 reads a C-ordered float32 array and its shape from a file.
@@ -137,15 +136,43 @@ func Encode(w io.Writer, data []float32, shape ...int) error {
 	if n != len(data) {
 		return fmt.Errorf("shape %v needs %d values, got %d", shape, n, len(data))
 	}
-	t := reflect.TypeFor[float32]()
-	for i := len(shape) - 1; i >= 0; i-- {
-		t = reflect.ArrayOf(shape[i], t)
+	dims := make([]string, len(shape))
+	for i, d := range shape {
+		dims[i] = strconv.Itoa(d)
 	}
-	// A Go array of arrays is contiguous, so the flat data fills it directly;
-	// npyio then writes it with its shape.
-	arr := reflect.New(t)
-	if n > 0 {
-		copy(unsafe.Slice((*float32)(arr.UnsafePointer()), n), data)
+	tuple := "(" + strings.Join(dims, ", ") + ")"
+	if len(shape) == 1 {
+		tuple = "(" + dims[0] + ",)"
 	}
-	return npyio.Write(w, arr.Interface())
+	header := "{'descr': '<f4', 'fortran_order': False, 'shape': " + tuple + ", }"
+	// numpy pads the header with spaces and a newline so that the data
+	// starts at a multiple of 64 bytes.
+	prefix := 10 // magic, version, 2-byte header length
+	version := []byte{1, 0}
+	if len(header)+1+prefix+63 > math.MaxUint16 {
+		prefix, version = 12, []byte{2, 0} // 4-byte header length
+	}
+	pad := 63 - (prefix+len(header))%64
+	header += strings.Repeat(" ", pad) + "\n"
+	out := append([]byte("\x93NUMPY"), version...)
+	if prefix == 10 {
+		out = binary.LittleEndian.AppendUint16(out, uint16(len(header)))
+	} else {
+		out = binary.LittleEndian.AppendUint32(out, uint32(len(header)))
+	}
+	out = append(out, header...)
+	if _, err := w.Write(out); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, 4*min(len(data), 1<<16))
+	for start := 0; start < len(data); start += 1 << 16 {
+		buf = buf[:0]
+		for _, v := range data[start:min(start+1<<16, len(data))] {
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+		}
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+	}
+	return nil
 }

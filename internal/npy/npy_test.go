@@ -2,6 +2,8 @@ package npy_test
 
 import (
 	"bytes"
+	"fmt"
+	"strconv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +28,37 @@ func TestWriteIsReadByNumPy(t *testing.T) {
 	got := numpy(t, "a = np.load('"+path+"'); print(a.dtype, a.shape, a[1,2,3], a[0,1,0])")
 	if want := "float32 (2, 3, 4) 11.5 2.0"; got != want {
 		t.Errorf("numpy reads %q, want %q", got, want)
+	}
+}
+
+// Encode writes what numpy.save writes, byte for byte, for any rank, an
+// empty array included (shape [0 3] once came back as [0]).
+func TestEncodeIsNumPySave(t *testing.T) {
+	dir := t.TempDir()
+	for _, shape := range [][]int{{}, {5}, {0, 3}, {2, 3, 4}, {1, 1, 2, 1, 3}} {
+		n := 1
+		dims := make([]string, len(shape))
+		for i, d := range shape {
+			n *= d
+			dims[i] = strconv.Itoa(d)
+		}
+		data := make([]float32, n)
+		for i := range data {
+			data[i] = float32(i) / 2
+		}
+		path := filepath.Join(dir, "np.npy")
+		numpy(t, fmt.Sprintf("np.save(%q, (np.arange(%d, dtype=np.float32) / 2).reshape((%s)))", path, n, strings.Join(append(dims, ""), ",")))
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		if err := npy.Encode(&got, data, shape...); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Errorf("shape %v: Encode wrote\n%q\nnumpy.save\n%q", shape, got.Bytes(), want)
+		}
 	}
 }
 
