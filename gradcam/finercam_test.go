@@ -45,21 +45,7 @@ func TestFinerCAMMatchesPyTorch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantRaw, _ := testutil.ReadNPY(t, testutil.Testdata("methods", ref.Raw.File))
-			eRaw := testutil.RelErr(res.Raw[0].Values, wantRaw)
-			if eRaw > 1e-4 {
-				t.Errorf("raw map relative error %.3g > 1e-4", eRaw)
-			}
-			if ref.Normalised != nil {
-				want, _ := testutil.ReadNPY(t, testutil.Testdata("methods", ref.Normalised.File))
-				e := testutil.MaxAbsDiff(res.Normalized, want)
-				if e > 1e-3 {
-					t.Errorf("normalised map max abs error %.3g > 1e-3", e)
-				}
-				t.Logf("raw rel err %.2g, normalised max abs err %.2g", eRaw, e)
-			} else {
-				t.Logf("raw rel err %.2g", eRaw)
-			}
+			compareWithReference(t, res, ref.Raw.File, ref.Normalised)
 		})
 	}
 	// It differs from Grad-CAM, and refuses a Score target.

@@ -82,21 +82,7 @@ func TestCAMFamilyMatchesPyTorch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantRaw, _ := testutil.ReadNPY(t, testutil.Testdata("methods", ref.Raw.File))
-			eRaw := testutil.RelErr(res.Raw[0].Values, wantRaw)
-			if eRaw > 1e-4 {
-				t.Errorf("raw map relative error %.3g > 1e-4", eRaw)
-			}
-			if ref.Normalised != nil {
-				want, _ := testutil.ReadNPY(t, testutil.Testdata("methods", ref.Normalised.File))
-				e := testutil.MaxAbsDiff(res.Normalized, want)
-				if e > 1e-3 {
-					t.Errorf("normalised map max abs error %.3g > 1e-3", e)
-				}
-				t.Logf("raw rel err %.2g, normalised max abs err %.2g", eRaw, e)
-			} else {
-				t.Logf("raw rel err %.2g", eRaw)
-			}
+			compareWithReference(t, res, ref.Raw.File, ref.Normalised)
 		})
 	}
 	for _, name := range []string{"gradcam", "hirescam", "gradcam-elementwise", "gradcam++", "xgradcam",
@@ -248,4 +234,26 @@ func TestTopKAndLayersForEveryKindOfMethod(t *testing.T) {
 			}
 		})
 	}
+}
+
+// compareWithReference checks res's raw map against the fixture rawFile
+// (1e-4 relative) and, when given, its normalised map (1e-3 absolute): the
+// tolerances every method's PyTorch reference is held to.
+func compareWithReference(t *testing.T, res *gradcam.Result, rawFile string, normalised *struct{ File string }) {
+	t.Helper()
+	wantRaw, _ := testutil.ReadNPY(t, testutil.Testdata("methods", rawFile))
+	eRaw := testutil.RelErr(res.Raw[0].Values, wantRaw)
+	if eRaw > 1e-4 {
+		t.Errorf("raw map relative error %.3g > 1e-4", eRaw)
+	}
+	if normalised == nil {
+		t.Logf("raw rel err %.2g", eRaw)
+		return
+	}
+	want, _ := testutil.ReadNPY(t, testutil.Testdata("methods", normalised.File))
+	e := testutil.MaxAbsDiff(res.Normalized, want)
+	if e > 1e-3 {
+		t.Errorf("normalised map max abs error %.3g > 1e-3", e)
+	}
+	t.Logf("raw rel err %.2g, normalised max abs err %.2g", eRaw, e)
 }

@@ -3,9 +3,9 @@ package npy_test
 import (
 	"bytes"
 	"fmt"
-	"strconv"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
