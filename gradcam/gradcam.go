@@ -61,7 +61,16 @@
 // [Top] explains the K best classes in one pass (K gradients, one forward
 // pass); [Class] explains given classes, one for all images or one per image;
 // [Score] explains any scalar function of the logits (a softmax probability, a
-// sum of classes, a regression output).
+// sum of classes). Beyond softmax classifiers:
+//
+//   - a sigmoid binary classifier (one output z) has two decisions, class 1
+//     with score z and class 0 with score −z, and Top(1) explains the one
+//     the model made (see [Target]);
+//   - [Output] explains an output itself: a regression's value;
+//   - [Similarity] explains the cosine similarity of an embedding model's
+//     output to a reference embedding;
+//   - [Segment] explains a segmentation model's class summed over a region;
+//   - [Counterfactual] turns any target into the evidence against it.
 package gradcam
 
 import (
@@ -356,7 +365,7 @@ func (c *CAM) Explain(x *tensors.Tensor, t Target) (*Result, error) {
 		return nil, err
 	}
 	n := x.Shape().Dimensions[0]
-	classes, err := t.classInput(n, c.numClasses())
+	classes, err := t.classInput(n, c.outputShape())
 	if err != nil {
 		return nil, err
 	}
@@ -422,17 +431,19 @@ func (c *CAM) key(kind string, t Target, extra ...string) string {
 	return strings.Join(append(parts, c.layers...), "\x00")
 }
 
-// numClasses is the logits' width, from the model's last layer when it is the output.
-func (c *CAM) numClasses() int {
+// outputShape is the model's output shape, from its last layer when that is
+// the output; nil when unknown.
+func (c *CAM) outputShape() []int {
 	layers := c.runner.Model().Layers()
 	if len(layers) == 0 {
-		return 0
+		return nil
 	}
-	s := layers[len(layers)-1].Shape
-	if s.Rank() != 2 {
-		return 0
-	}
-	return s.Dimensions[1]
+	return layers[len(layers)-1].Shape.Dimensions
+}
+
+// logits is [Target.logits] of the model's output out.
+func (c *CAM) logits(t Target, out *graph.Node) *graph.Node {
+	return t.logits(out, c.runner.Model().Input().Layout)
 }
 
 // graph returns the graph function: inputs are x and, for class targets,
@@ -447,7 +458,7 @@ func (c *CAM) graph(t Target) func(scope *model.Scope, inputs []*graph.Node) []*
 			given = inputs[1]
 		}
 		logits, acts := c.runner.Model().Forward(scope, x, c.layers)
-		checkLogits(logits)
+		logits = c.logits(t, logits)
 		classes, scores := t.scores(logits, given)
 		var raws []*graph.Node
 		if _, ok := c.method.(FullGradMethod); ok {
@@ -460,17 +471,14 @@ func (c *CAM) graph(t Target) func(scope *model.Scope, inputs []*graph.Node) []*
 				if t.fn != nil {
 					panic(fmt.Errorf("%s compares classes: give it class targets (Class, Top), not the score %q", sm.Name(), t.name))
 				}
-				gradScores = sm.score(logits, classes)
+				gradScores = sm.score(t.choices(logits), classes)
+				if t.negate {
+					gradScores = graph.Neg(gradScores)
+				}
 			}
 			raws = c.layerMaps(c.method, logits, acts, gradScores)
 		}
 		return append([]*graph.Node{logits, classes, scores, c.finish(raws)}, raws...)
-	}
-}
-
-func checkLogits(logits *graph.Node) {
-	if logits.Rank() != 2 {
-		panic(fmt.Errorf("the model's output has shape %v; Grad-CAM needs logits shaped [batch, classes]", logits.Shape().Dimensions))
 	}
 }
 

@@ -279,11 +279,12 @@ func (c *CAM) pointsGraph(pm pointMethod, t Target, per int) func(*model.Scope, 
 		in, keep := rest[0], rest[1]
 		dims := x.Shape().Dimensions
 		logits, _ := m.Forward(scope, x, nil)
-		checkLogits(logits)
+		logits = c.logits(t, logits)
 		classes, _ := t.scores(logits, given)
 		g, k := dims[0], classes.Shape().Dimensions[1]
 		xs := pm.points(x, in)
 		logitsP, _ := m.Forward(scope, xs, nil)
+		logitsP = c.logits(t, logitsP)
 		classesP := mergeLeading(graph.BroadcastToDims(graph.ExpandAxes(classes, 0), per, g, k))
 		grads := inputGradients(pm, m.Name(), xs, logitsP, func(l *graph.Node) *graph.Node { return t.rescore(l, classesP) })
 		wShape := make([]int, len(dims)+1)

@@ -51,7 +51,7 @@ func (c *CAM) explainMasks(mm maskMethod, x *tensors.Tensor, t Target, given *te
 	}
 	base, err := c.exec(c.key("masks-base", t), func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
 		logits, _ := m.Forward(scope, inputs[0], nil)
-		checkLogits(logits)
+		logits = c.logits(t, logits)
 		var given *graph.Node
 		if len(inputs) > 1 {
 			given = inputs[1]
@@ -134,9 +134,9 @@ func (c *CAM) masksGraph(mm maskMethod, t Target, per int) func(*model.Scope, []
 			xm = graph.TransposeAllAxes(xm, 0, 2, 3, 1)
 		}
 		logits, _ := m.Forward(scope, graph.StopGradient(xm), nil)
-		checkLogits(logits)
+		logits = c.logits(t, logits)
 		if mm.probabilities() && t.fn == nil {
-			logits = graph.Softmax(logits, 1)
+			logits = t.probabilities(logits)
 		}
 		classesRep := mergeLeading(graph.BroadcastToDims(graph.ExpandAxes(classes, 1), n, per, k))
 		return []*graph.Node{graph.Reshape(t.rescore(logits, classesRep), n, per, k)}

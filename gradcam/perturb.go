@@ -90,7 +90,7 @@ func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, g
 	}
 	base, err := c.exec(c.key("perturb-base", t), func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
 		logits, acts := m.Forward(scope, inputs[0], c.layers)
-		checkLogits(logits)
+		logits = c.logits(t, logits)
 		var given *graph.Node
 		if len(inputs) > 1 {
 			given = inputs[1]
@@ -237,7 +237,7 @@ func (c *CAM) chunkGraph(p Perturbation, t Target, li, b int) func(*model.Scope,
 				panic(fmt.Errorf("the logits do not depend on layer %q, so ablating its channels changes nothing; pick a layer the output is computed from", layer))
 			}
 		}
-		checkLogits(logits)
+		logits = c.logits(t, logits)
 		classesRep := mergeLeading(graph.BroadcastToDims(graph.ExpandAxes(classes, 1), n, b, k))
 		scores := t.rescore(logits, classesRep) // [N·B,K]
 		return []*graph.Node{graph.Reshape(scores, n, b, k)}

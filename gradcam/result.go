@@ -1,10 +1,10 @@
 package gradcam
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/convlens/convlens/heatmap"
+	"github.com/convlens/convlens/models"
 )
 
 // Result holds the maps of one batch. Per-image, per-target values are laid
@@ -26,11 +26,15 @@ type Result struct {
 	// Raw signed maps at each layer's resolution, one entry per layer; for
 	// input attributions one entry at the input's resolution.
 	Raw []LayerMaps
-	// Classes explained, [N,K]; −1 for Score targets.
+	// Classes explained, [N,K]; −1 for Score targets. For a model with one
+	// output, 1 is the positive decision and 0 the negative (see [Target]).
 	Classes []int
-	// Scores explained, [N,K]: the logit of the class, or the Score's value.
+	// Scores explained, [N,K]: the logit of the class (±z for a one-output
+	// model's decisions), or the Score's value; negated for a
+	// [Counterfactual] target.
 	Scores []float32
-	// Logits of each image, [N,NumClasses].
+	// Logits of each image, [N,NumClasses]: the model's output, or for a
+	// [Segment] target each class's output summed over the region.
 	Logits     []float32
 	NumClasses int
 }
@@ -136,17 +140,18 @@ func (r *Result) Score(n, k int) (float32, error) {
 }
 
 // Predicted returns image n's highest-scoring class and its logit (the
-// first such class on a tie).
+// first such class on a tie). For a model with one output z it returns the
+// decision (see [Target]): class 1 and z when z > 0, else class 0 and −z.
 func (r *Result) Predicted(n int) (class int, logit float32, err error) {
-	if _, err := r.target("Predicted", n, 0); err != nil {
-		return 0, 0, err
-	}
-	if r.NumClasses <= 0 {
-		return 0, 0, errors.New("gradcam.Result.Predicted: the result has no logits (NumClasses=0): the result is inconsistent (made by hand?)")
-	}
-	row, err := slice("Predicted", "Logits", r.Logits, n, r.NumClasses)
+	row, err := r.logits("Predicted", n)
 	if err != nil {
 		return 0, 0, err
+	}
+	if len(row) == 1 {
+		if row[0] > 0 {
+			return 1, row[0], nil
+		}
+		return 0, -row[0], nil
 	}
 	for c, v := range row {
 		if c == 0 || v > logit {
@@ -154,4 +159,30 @@ func (r *Result) Predicted(n int) (class int, logit float32, err error) {
 		}
 	}
 	return class, logit, nil
+}
+
+// Probabilities returns image n's class probabilities, [models.Probabilities]
+// of its logits: their softmax, or for a model with one output the two
+// decisions' (1 − σ(z), σ(z)).
+func (r *Result) Probabilities(n int) ([]float64, error) {
+	row, err := r.logits("Probabilities", n)
+	if err != nil {
+		return nil, err
+	}
+	p, err := models.Probabilities(row)
+	if err != nil {
+		return nil, fmt.Errorf("image %d: %w", n, err)
+	}
+	return p, nil
+}
+
+// logits returns image n's logits, for the accessor fn.
+func (r *Result) logits(fn string, n int) ([]float32, error) {
+	if _, err := r.target(fn, n, 0); err != nil {
+		return nil, err
+	}
+	if r.NumClasses <= 0 {
+		return nil, fmt.Errorf("gradcam.Result.%s: the result has no logits (NumClasses=0): the result is inconsistent (made by hand?)", fn)
+	}
+	return slice(fn, "Logits", r.Logits, n, r.NumClasses)
 }

@@ -32,3 +32,19 @@ func Softmax(logits []float32) ([]float64, error) {
 	}
 	return p, nil
 }
+
+// Probabilities turns one image's logits into the probabilities of its
+// classes: their [Softmax], or, for a model with one output z (a sigmoid
+// binary classifier), the two decisions' (1 − σ(z), σ(z)), negative then
+// positive. Its errors are Softmax's.
+func Probabilities(logits []float32) ([]float64, error) {
+	if len(logits) != 1 {
+		return Softmax(logits)
+	}
+	z := float64(logits[0])
+	if math.IsNaN(z) || math.IsInf(z, 0) {
+		return nil, fmt.Errorf("models.Probabilities: the logit is %v: the model's output is not finite (check the input and the weights for NaN or Inf)", z)
+	}
+	p := 1 / (1 + math.Exp(-z))
+	return []float64{1 - p, p}, nil
+}

@@ -167,13 +167,16 @@ func CheckClasses(m Model) error {
 // and a floating-point activation, and not [Layer.Local]: the output of the
 // last convolutional block before the classifier, or a vision transformer's
 // last tokens before its last attention, where a CAM is usually computed and
-// where gradcam and every command compute one when no layer is given.
+// where gradcam and every command compute one when no layer is given. The
+// model's output is never chosen: a segmentation model's output has spatial
+// axes, but the gradient of a score with respect to it is the score's own
+// weights, not a map of what made it.
 func LastSpatialLayer(m Model) (Layer, error) {
 	if check.IsNil(m) {
 		return Layer{}, errNilModel
 	}
 	layers := m.Layers()
-	for i := len(layers) - 1; i >= 0; i-- {
+	for i := len(layers) - 2; i >= 0; i-- {
 		l := layers[i]
 		if l.Spatial(m.Input().Layout) && l.Shape.DType.IsFloat() && !l.Local {
 			return l, nil

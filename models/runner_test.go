@@ -38,12 +38,15 @@ func TestRunnerHeapSlack(t *testing.T) {
 		return after.NumGC - before.NumGC
 	}
 	collections(-1) // Compiles.
-	if n := collections(0); n < calls {
-		t.Errorf("slack 0: %d collections in %d calls, want one per call", n, calls)
+	// Slack 0 collects after each call whose garbage the runtime has not
+	// already collected; on a loaded machine its own cycles take some (14 of
+	// 20 seen), so ask for most calls, not all.
+	if n := collections(0); n < calls/2 {
+		t.Errorf("slack 0: %d collections in %d calls, want about one per call", n, calls)
 	}
 	n := collections(models.DefaultHeapSlack)
 	t.Logf("default slack: %d collections in %d calls", n, calls)
-	if n >= calls/2 {
+	if n > calls/4 {
 		t.Errorf("default slack: %d collections in %d calls of a small model, want a few", n, calls)
 	}
 	if n := collections(-1); n >= calls/2 {

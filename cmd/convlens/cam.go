@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -88,6 +90,12 @@ type camFlags struct {
 	size                                 sizeFlag
 	top                                  int
 	raw                                  bool
+	// Targets beyond a class: an output (regression), the similarity to an
+	// image's embedding, a segmentation's class over a region, and the
+	// evidence against any of them.
+	output, segment   int
+	similarTo, region string
+	counterfactual    bool
 }
 
 func runCAM(args []string, stdout, stderr io.Writer) error {
@@ -101,6 +109,11 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.method, "method", "gradcam", "method: "+strings.Join(gradcam.MethodNames(), ", ")+`, or "all" for one panel comparing every method (needs --out-png)`)
 	fs.Var(&f.classes, "class", "class index to explain: one for all images, or one per image (comma-separated)")
 	fs.IntVar(&f.top, "top", 0, "explain each image's K best classes, best first")
+	fs.IntVar(&f.output, "output", -1, "explain output I itself rather than a class: a regression's value (0 for one output)")
+	fs.StringVar(&f.similarTo, "similar-to", "", "explain the cosine similarity of each image's output to this image's (an embedding model)")
+	fs.IntVar(&f.segment, "segment", -1, "explain a segmentation model's class C, its output summed over where the model predicts C (or over --region)")
+	fs.StringVar(&f.region, "region", "", "with --segment: a PNG mask, resized to the model's input; its bright pixels (luma ≥ 128) are the region")
+	fs.BoolVar(&f.counterfactual, "counterfactual", false, "explain the evidence against the target instead of for it (the regions that lower its score)")
 	fs.BoolVar(&f.raw, "raw", false, "with --out-npy: write the ReLU'd maps at layer resolution, before normalisation and resizing")
 	fs.StringVar(&f.outNPY, "out-npy", "", "write the maps as float32 .npy: [N,H,W], or [N,K,H,W] with --top")
 	fs.StringVar(&f.outPNG, "out-png", "", "write the heatmap over the image (jet, 50% blend) as PNG")
@@ -123,6 +136,9 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if target, err = f.modelTarget(models.NewRunner(b, m), target); err != nil {
+		return err
+	}
 	if f.method == "all" {
 		return compareAll(models.NewRunner(b, m), f, x, pictures, target, stdout, stderr)
 	}
@@ -134,7 +150,7 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return f.inImage(err)
 	}
-	lines, err := predictions(res, m.Labels())
+	lines, err := predictions(res, m.Labels(), f.scoreName())
 	if err != nil {
 		return err
 	}
@@ -235,15 +251,110 @@ func (f *camFlags) check() (gradcam.Target, error) {
 		return gradcam.Target{}, usageError{errors.New("--raw writes one layer's maps at its own resolution; give one --layer")}
 	case f.outNPY != "" && f.outPNG != "" && atomicfile.Same(f.outNPY, f.outPNG):
 		return gradcam.Target{}, usageError{fmt.Errorf("--out-npy %s and --out-png %s are the same file; give each output its own path", f.outNPY, f.outPNG)}
+	case f.output < -1 || f.segment < -1:
+		return gradcam.Target{}, usageError{errors.New("--output and --segment take an index from 0")}
+	case f.region != "" && f.segment < 0:
+		return gradcam.Target{}, usageError{errors.New("--region is the region of a --segment class: give --segment C too")}
+	}
+	var given []string
+	for name, on := range map[string]bool{"--class": f.classes.given, "--top": f.top > 0, "--output": f.output >= 0,
+		"--similar-to": f.similarTo != "", "--segment": f.segment >= 0} {
+		if on {
+			given = append(given, name)
+		}
+	}
+	if len(given) > 1 {
+		slices.Sort(given)
+		return gradcam.Target{}, usageError{fmt.Errorf("give one target: %s, not several", strings.Join(given, " or "))}
 	}
 	classes, err := f.classes.indices()
 	if err != nil {
 		return gradcam.Target{}, err
 	}
-	if len(classes) > 0 {
-		return gradcam.Class(classes...), nil
+	t := gradcam.Top(max(f.top, 1))
+	switch {
+	case len(classes) > 0:
+		t = gradcam.Class(classes...)
+	case f.output >= 0:
+		t = gradcam.Output(f.output)
 	}
-	return gradcam.Top(max(f.top, 1)), nil
+	return f.against(t), nil
+}
+
+// against is t, or the evidence against it with --counterfactual.
+func (f *camFlags) against(t gradcam.Target) gradcam.Target {
+	if f.counterfactual {
+		return gradcam.Counterfactual(t)
+	}
+	return t
+}
+
+// modelTarget returns the target of --similar-to and --segment, which need
+// the model, or t for the others.
+func (f *camFlags) modelTarget(r *models.Runner, t gradcam.Target) (gradcam.Target, error) {
+	m := r.Model()
+	switch {
+	case f.similarTo != "":
+		img, err := models.LoadImage(f.similarTo)
+		if err != nil {
+			return t, err
+		}
+		x, err := m.Input().Tensor(img)
+		if err != nil {
+			return t, fmt.Errorf("%s: %w", f.similarTo, err)
+		}
+		out, _, err := r.Run(x)
+		if err != nil {
+			return t, fmt.Errorf("%s: %w", f.similarTo, err)
+		}
+		defer out.FinalizeAll()
+		if out.Shape().Rank() != 2 {
+			return t, fmt.Errorf("--similar-to: the model's output is shaped %v, not an embedding [N,D]", out.Shape().Dimensions)
+		}
+		return f.against(gradcam.Similarity(tensors.MustCopyFlatData[float32](out))), nil
+	case f.segment >= 0:
+		var region heatmap.Map
+		if f.region != "" {
+			var err error
+			if region, err = loadRegion(f.region, m.Input()); err != nil {
+				return t, err
+			}
+		}
+		return f.against(gradcam.Segment(f.segment, region)), nil
+	}
+	return t, nil
+}
+
+// loadRegion reads a PNG mask as a region at the model's input size: 1
+// where the resized mask's luma is at least 128, else 0.
+func loadRegion(path string, in models.Input) (heatmap.Map, error) {
+	img, err := models.LoadImage(path)
+	if err != nil {
+		return heatmap.Map{}, err
+	}
+	b := img.Bounds()
+	luma := heatmap.Map{Width: b.Dx(), Height: b.Dy(), Values: make([]float32, b.Dx()*b.Dy())}
+	for y := range b.Dy() {
+		for x := range b.Dx() {
+			g := color.GrayModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.Gray)
+			luma.Values[y*b.Dx()+x] = float32(g.Y)
+		}
+	}
+	r, err := luma.Resize(in.Width, in.Height)
+	if err != nil {
+		return heatmap.Map{}, fmt.Errorf("%s: %w", path, err)
+	}
+	inside := 0
+	for i, v := range r.Values {
+		r.Values[i] = 0
+		if v >= 128 {
+			r.Values[i], inside = 1, inside+1
+		}
+	}
+	if inside == 0 {
+		return heatmap.Map{}, fmt.Errorf("%s: the region is empty (no pixel with luma ≥ 128 at the model's %d×%d): draw it white on black", path, in.Width, in.Height)
+	}
+	return r, nil
 }
 
 // batch reads the input batch and, for the overlay, the pictures it shows.
@@ -362,19 +473,46 @@ func className(c int, labels []string) string {
 	return fmt.Sprintf("class %d", c)
 }
 
+// scoreName names the score of an --output or --similar-to target, which
+// is no class; "" for the others.
+func (f *camFlags) scoreName() string {
+	what := ""
+	switch {
+	case f.output >= 0:
+		what = fmt.Sprintf("output %d", f.output)
+	case f.similarTo != "":
+		what = "cosine similarity to " + f.similarTo
+	default:
+		return ""
+	}
+	if f.counterfactual {
+		return "minus the " + what
+	}
+	return what
+}
+
 // predictions says, a line per image, its predicted class, its logit and
-// softmax probability, and the classes explained when they differ. It runs
-// before the outputs are committed, so that its error leaves them unwritten.
-func predictions(res *gradcam.Result, labels []string) (string, error) {
+// probability, and the classes explained when they differ (or, for a
+// target that is no class, the score called scoreName). It runs before the
+// outputs are committed, so that its error leaves them unwritten.
+func predictions(res *gradcam.Result, labels []string, scoreName string) (string, error) {
 	var b strings.Builder
 	for n := range res.N {
+		if scoreName != "" {
+			score, err := res.Score(n, 0)
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(&b, "image %d: %s %.4f\n", n, scoreName, score)
+			continue
+		}
 		c, logit, err := res.Predicted(n)
 		if err != nil {
 			return "", err
 		}
-		p, err := models.Softmax(res.Logits[n*res.NumClasses : (n+1)*res.NumClasses])
+		p, err := res.Probabilities(n)
 		if err != nil {
-			return "", fmt.Errorf("image %d: %w", n, err)
+			return "", err
 		}
 		fmt.Fprintf(&b, "image %d: predicted %s, logit %.4f, probability %.4f", n, className(c, labels), logit, p[c])
 		var targets []string
@@ -384,7 +522,7 @@ func predictions(res *gradcam.Result, labels []string) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			differs = differs || ck != c
+			differs = differs || ck != c || score != logit // a counterfactual's score is −logit
 			targets = append(targets, fmt.Sprintf("%s (score %.4f)", className(ck, labels), score))
 		}
 		if differs {
@@ -420,7 +558,7 @@ func compareAll(r *models.Runner, f camFlags, x *tensors.Tensor, pictures []imag
 		}
 	}
 	labels := r.Model().Labels()
-	lines, err := predictions(results[0], labels)
+	lines, err := predictions(results[0], labels, f.scoreName())
 	if err != nil {
 		return err
 	}

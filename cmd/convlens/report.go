@@ -92,7 +92,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return (&camFlags{images: f.images}).inImage(err)
 	}
-	lines, err := predictions(res, m.Labels())
+	lines, err := predictions(res, m.Labels(), "")
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	}
 	pages := make([]display.ReportPage, len(pictures))
 	for n, pic := range pictures {
-		probs, err := models.Softmax(res.Logits[n*res.NumClasses : (n+1)*res.NumClasses])
+		probs, err := res.Probabilities(n)
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.images[n], err)
 		}
