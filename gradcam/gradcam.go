@@ -49,6 +49,9 @@
 //     [LayerCAM], [EigenCAM], [EigenGradCAM];
 //   - [Perturbation] methods, one extra forward pass per channel and image,
 //     batched: [ScoreCAM], [AblationCAM];
+//   - Score-CAM's variants, [Perturbation] methods too: [SSCAM] and [ISCAM],
+//     several passes per channel, and [FasterScoreCAM], passes for each
+//     image's channels of highest variance only;
 //   - input attributions, gradients with respect to the input: [Saliency],
 //     [SmoothGrad], [IntegratedGradients], [GuidedBackprop], and
 //     [GuidedGradCAM], which also needs layers.
