@@ -49,6 +49,9 @@
 //     [LayerCAM], [EigenCAM], [EigenGradCAM];
 //   - [Perturbation] methods, one extra forward pass per channel and image,
 //     batched: [ScoreCAM], [AblationCAM];
+//   - Score-CAM's variants, [Perturbation] methods too: [SSCAM] and [ISCAM],
+//     several passes per channel, and [FasterScoreCAM], passes for each
+//     image's channels of highest variance only;
 //   - input attributions, gradients with respect to the input: [Saliency],
 //     [SmoothGrad], [IntegratedGradients], [GuidedBackprop], and
 //     [GuidedGradCAM], which also needs layers.
@@ -237,6 +240,11 @@ func (c *Builder) Done() (*CAM, error) {
 		}
 		return nil, fmt.Errorf("%s %d: it must be at least 1", name, c.maxPoints)
 	}
+	if pm, ok := c.method.(perturbationMethod); ok {
+		if _, err := pm.perturbation(); err != nil {
+			return nil, err
+		}
+	}
 	im, isInput := c.method.(inputMethod)
 	cam := &CAM{runner: c.runner, method: c.method, relu: c.relu, normalize: c.normalize,
 		maxPoints: c.maxPoints, maxPasses: c.maxPasses, progress: c.progress}
@@ -320,15 +328,17 @@ func (c *CAM) PointsPerCall() int { return c.maxPoints }
 
 // Passes returns how many forward passes of one image explaining a batch of
 // n images costs beyond the first: the perturbed copies of a [Perturbation]
-// method (n × the channels of every layer), the points of an input method
+// method (n × the channels of every layer that get passes × the samples of
+// each), the points of an input method
 // (n × its samples), the masked copies of [Occlusion] and [RISE] (n × the
 // masks), 0 for the gradient methods.
 func (c *CAM) Passes(n int) int {
 	switch m := c.method.(type) {
-	case Perturbation:
+	case perturbationMethod:
+		p, _ := m.perturbation() // Done checked it
 		total := 0
 		for _, g := range c.grids {
-			total += n * g.Channels
+			total += n * p.channels(g.Channels) * p.samples()
 		}
 		return total
 	case pointMethod:
@@ -373,8 +383,12 @@ func (c *CAM) Explain(x *tensors.Tensor, t Target) (*Result, error) {
 		return c.explainChunks(x, t, b)
 	}
 	switch m := c.method.(type) {
-	case Perturbation:
-		return c.explainPerturbation(m, x, t, classes)
+	case perturbationMethod:
+		p, err := m.perturbation()
+		if err != nil {
+			return nil, err
+		}
+		return c.explainPerturbation(p, x, t, classes)
 	case pointMethod:
 		return c.explainPoints(m, x, t, classes)
 	case maskMethod:

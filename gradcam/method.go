@@ -164,7 +164,7 @@ var Methods = map[string]Method{}
 func init() {
 	for _, m := range []Method{
 		GradCAM, HiResCAM, GradCAMElementwise, GradCAMPlusPlus, XGradCAM, LayerCAM, EigenCAM, EigenGradCAM,
-		ScoreCAM, AblationCAM,
+		ScoreCAM, AblationCAM, SSCAM, ISCAM, FasterScoreCAM,
 		Saliency, SmoothGrad, IntegratedGradients, GuidedBackprop, GuidedGradCAM,
 		Occlusion, RISE, FinerCAM, FullGrad,
 	} {
