@@ -37,6 +37,12 @@ import (
 //     ceil_mode=0 with stride-1 more end padding per spatial axis, where
 //     that is exact for every input size (see ceilToPadding).
 //   - BatchNormalization's momentum, a training-only attribute, is dropped.
+//   - A Resize of a map with one pixel (DeepLabV3's image pooling branch:
+//     a global average pool, a 1×1 convolution, then an upsampling to the
+//     feature map's size) becomes an Expand to the sizes asked for, exact
+//     for every interpolation mode: GoMLX's interpolation cannot be
+//     differentiated from a 1×1 source (its gradient's scatter is built
+//     with spans larger than the axis).
 //   - A fixed batch size on the image input (the model zoo's files declare
 //     [1,3,224,224]) becomes dynamic, so onnx-gomlx takes any batch; the
 //     loader then checks that the graph computes each image on its own at
@@ -47,6 +53,9 @@ import (
 // needsCompat reports whether compatRewrite would change the model: a cheap
 // look at the decoded nodes and at how many inputs the graph lists.
 func needsCompat(contents []byte, nodes []*protos.NodeProto) bool {
+	if len(onePixelResizes(nodes)) > 0 {
+		return true
+	}
 	consts := constants(nodes)
 	for _, n := range nodes {
 		if _, ok := reversesAxis(n, consts); ok {
@@ -124,6 +133,7 @@ func compatRewrite(pb *protos.ModelProto) (compatResult, error) {
 	note(trimOmittedInputs(g), "%d nodes had trailing omitted (empty) inputs dropped")
 	note(attrsToInputs(g), "%d Pad, Clip or Slice nodes of opsets before 10/11 given their attributes as inputs")
 	note(reverseSlicesToGather(g), "%d axis-reversing Slice nodes (F.pad's) rewritten as Gather")
+	note(broadcastResizes(g.GetNode()), "%d Resize nodes of one-pixel maps rewritten as Expand")
 	var moments, ceils int
 	for _, n := range g.GetNode() {
 		switch n.GetOpType() {
@@ -421,6 +431,52 @@ func reverseSlicesToGather(g *protos.GraphProto) int {
 	}
 	g.Node = out
 	return count
+}
+
+// onePixelResizes returns the Resize nodes, with sizes given, whose input
+// is a map of one pixel ([N,C,1,1]): the output of a global pool, or of a
+// ReduceMean or ReduceMax over both spatial axes keeping them, carried
+// through element-wise ops of one input, BatchNormalization, and
+// convolutions with 1×1 kernels and no padding.
+func onePixelResizes(nodes []*protos.NodeProto) []*protos.NodeProto {
+	onePixel := map[string]bool{}
+	var found []*protos.NodeProto
+	for _, n := range nodes {
+		in, out := n.GetInput(), n.GetOutput()
+		if len(out) == 0 {
+			continue
+		}
+		from := len(in) > 0 && onePixel[in[0]]
+		switch n.GetOpType() {
+		case "GlobalAveragePool", "GlobalMaxPool":
+			onePixel[out[0]] = true
+		case "ReduceMean", "ReduceMax":
+			axes := intsAttr(n, "axes")
+			slices.Sort(axes)
+			onePixel[out[0]] = intAttr(n, "keepdims", 1) == 1 && (slices.Equal(axes, []int64{2, 3}) || slices.Equal(axes, []int64{-2, -1}))
+		case "Relu", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Tanh", "Clip", "BatchNormalization":
+			onePixel[out[0]] = from
+		case "Conv":
+			k, pads := intsAttr(n, "kernel_shape"), intsAttr(n, "pads")
+			onePixel[out[0]] = from && slices.Equal(k, []int64{1, 1}) && !slices.ContainsFunc(pads, func(p int64) bool { return p != 0 }) &&
+				stringAttr(n, "auto_pad", "NOTSET") == "NOTSET"
+		case "Resize":
+			if from && len(in) == 4 && in[3] != "" && stringAttr(n, "coordinate_transformation_mode", "half_pixel") != "tf_crop_and_resize" {
+				found = append(found, n)
+			}
+		}
+	}
+	return found
+}
+
+// broadcastResizes rewrites the Resize nodes of onePixelResizes as Expand
+// nodes to their sizes, and returns how many.
+func broadcastResizes(nodes []*protos.NodeProto) int {
+	found := onePixelResizes(nodes)
+	for _, n := range found {
+		n.OpType, n.Input, n.Attribute = "Expand", []string{n.Input[0], n.Input[3]}, nil
+	}
+	return len(found)
 }
 
 // constants maps the outputs of Constant nodes to their values.

@@ -44,6 +44,7 @@ func TestONNXCompatRewritesMatchPyTorch(t *testing.T) {
 		// onnx-gomlx skips this Pad (swin_t's fails to convert): the Gemm after it sees too few values.
 		{"pad_omitted", "contracting dimensions do not match", trailingEmptyInput, 0},
 		{"attrs_op9", "index out of range", func(g *protos.GraphProto) bool { return hasOp("Clip")(g) && hasOp("Pad")(g) && hasOp("Slice")(g) }, 0},
+		{"image_pooling", "has to be a combination of the indexed rank", hasOp("Resize"), 0},
 		{"fixed_flatten", "invalid shape", fixedBatchOf(1), 0},
 		{"fixed_reshape", "invalid shape", fixedBatchOf(1), 1},
 	} {

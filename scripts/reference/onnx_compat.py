@@ -121,6 +121,23 @@ class Reshaped(Small):
         return self.fc(torch.relu(self.conv2(x)).reshape(1, -1))
 
 
+class ImagePooling(nn.Module):
+    """DeepLabV3's ASPP image pooling: a global average, a 1x1 conv, and an
+    upsampling of the one-pixel map back to the features' size."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.pool_conv = nn.Conv2d(6, 4, 1)
+        self.fc = nn.Linear(10, 5)
+
+    def forward(self, x):
+        f = torch.relu(self.conv(x))
+        p = torch.relu(self.pool_conv(nn.functional.adaptive_avg_pool2d(f, 1)))
+        p = nn.functional.interpolate(p, size=f.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fc(torch.cat([f, p * f[:, :4]], dim=1).mean(dim=(2, 3)))
+
+
 def randomize_bn(model):
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -198,6 +215,10 @@ torch.manual_seed(7)
 path = export("attrs_op9", Attrs(), 14, opset_version=9)
 ops = {n.op_type: n for n in onnx.load(path).graph.node}
 assert all(any(a.name == name for a in ops[op].attribute) for op, name in (("Clip", "max"), ("Pad", "pads"), ("Slice", "starts")))
+
+torch.manual_seed(9)
+path = export("image_pooling", ImagePooling(), 12, opset_version=13)
+assert any(n.op_type == "Resize" for n in onnx.load(path).graph.node)
 
 torch.manual_seed(8)
 resnet = torchvision.models.resnet18(num_classes=7)
