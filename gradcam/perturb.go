@@ -42,6 +42,8 @@ func (p Perturbation) Map(a, w *graph.Node) *graph.Node {
 	return graph.Einsum("nc,nchw->nhw", w, a)
 }
 
+func (p Perturbation) terms(a, w *graph.Node) *graph.Node { return weighted(w, a) }
+
 var (
 	// ScoreCAM (Wang et al., 2020): each channel A_k, upsampled to the input
 	// size (bilinear, align_corners=True, as pytorch-grad-cam's
@@ -76,10 +78,8 @@ var (
 func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, given *tensors.Tensor) (*Result, error) {
 	n := x.Shape().Dimensions[0]
 	total := c.Passes(n)
-	if c.maxPasses > 0 && total > c.maxPasses {
-		return nil, fmt.Errorf("%s needs %d forward passes of one image for %d image(s) at %s (one per channel and image), more than the limit of %d; "+
-			"raise the limit, explain fewer images at once, or pick a layer with fewer channels",
-			p.Name(), total, n, c.describeChannels(), c.maxPasses)
+	if err := c.checkPasses(p.Name(), n, fmt.Sprintf("at %s (one per channel and image)", c.describeChannels()), "pick a layer with fewer channels"); err != nil {
+		return nil, err
 	}
 
 	// The unperturbed images: logits, classes, activations read as maps.
@@ -164,7 +164,7 @@ func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, g
 			d := w.Shape().Dimensions
 			perTarget := make([]*graph.Node, d[1])
 			for ti := range perTarget {
-				perTarget[ti] = p.Map(a, graph.Reshape(graph.SliceAxis(w, 1, graph.AxisElem(ti)), d[0], d[2]))
+				perTarget[ti] = c.layerMap(p, a, graph.Reshape(graph.SliceAxis(w, 1, graph.AxisElem(ti)), d[0], d[2]))
 			}
 			raws[li] = graph.Stack(perTarget, 1)
 		}

@@ -1,0 +1,174 @@
+package gradcam_test
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/convlens/convlens/gradcam"
+	"github.com/convlens/convlens/internal/testutil"
+	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/modeltest"
+)
+
+// smoothRef is one reference of testdata/methods/smoothcams.json.
+type smoothRef struct {
+	Method, Layer, Target string
+	Classes               []int
+	Options               struct {
+		Samples int
+		Std     float64
+		Seed    uint64
+	}
+	EigenSmooth bool `json:"eigen_smooth"`
+	Raw         struct{ File string }
+	Normalised  *struct{ File string }
+}
+
+// smoothManifest is testdata/methods/smoothcams.json, written by
+// scripts/reference/gen_smoothcams.py.
+type smoothManifest struct {
+	Layers          map[string]string
+	SmoothGradCAMPP []smoothRef `json:"smoothgradcam++"`
+	EigenSmooth     []smoothRef `json:"eigen_smooth"`
+}
+
+func loadSmooth(t *testing.T) smoothManifest {
+	t.Helper()
+	raw, err := os.ReadFile(testutil.Testdata("methods", "smoothcams.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var man smoothManifest
+	if err := json.Unmarshal(raw, &man); err != nil {
+		t.Fatal(err)
+	}
+	return man
+}
+
+// Smooth Grad-CAM++ and EigenSmooth against their
+// independent PyTorch/NumPy implementations: raw maps to 1e-4 relative,
+// normalised maps to 1e-3 absolute.
+func TestSmoothCAMsMatchPyTorch(t *testing.T) {
+	r, x, _ := loadTiny(t)
+	man := loadSmooth(t)
+	type kase struct {
+		name   string
+		ref    smoothRef
+		m      gradcam.Method
+		eigen  bool
+		points int
+	}
+	var cases []kase
+	for _, ref := range man.SmoothGradCAMPP {
+		m := gradcam.SmoothGradCAMPlusPlusMethod{Samples: ref.Options.Samples, Std: ref.Options.Std, Seed: ref.Options.Seed}
+		cases = append(cases, kase{"smoothgradcam++", ref, m, ref.EigenSmooth, 3})
+	}
+	for _, ref := range man.EigenSmooth {
+		m, err := gradcam.MethodByName(ref.Method)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, kase{"eigen_smooth/" + ref.Method, ref, m, true, 16})
+	}
+	if len(cases) < 8 {
+		t.Fatalf("only %d references", len(cases))
+	}
+	for _, c := range cases {
+		name := c.name + "/" + c.ref.Layer + "/" + c.ref.Target
+		if c.eigen {
+			name += "/eigen"
+		}
+		t.Run(name, func(t *testing.T) {
+			res, err := gradcam.New(r, man.Layers[c.ref.Layer]).Method(c.m).EigenSmooth(c.eigen).
+				PointsPerCall(c.points).Explain(x, methodTarget(c.ref.Target, c.ref.Classes))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := res.Classes; !slices.Equal(got, c.ref.Classes) {
+				t.Errorf("classes %v, want %v", got, c.ref.Classes)
+			}
+			compareWithReference(t, res, c.ref.Raw.File, c.ref.Normalised)
+		})
+	}
+}
+
+// One noise-free copy is Grad-CAM++; the noise is reproducible from the
+// seed, and another seed gives another map (at layer1: at layer2 the head
+// is linear, so the gradient is the same at every copy).
+func TestSmoothGradCAMPlusPlusSingleCopyAndSeed(t *testing.T) {
+	r, x, man := loadTiny(t)
+	l := man.Layers["layer1"].ONNXOutput
+	explain := func(m gradcam.Method) []float32 {
+		t.Helper()
+		res, err := gradcam.New(r, l).Method(m).Explain(x, gradcam.Top(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Raw[0].Values
+	}
+	if e := testutil.RelErr(explain(gradcam.SmoothGradCAMPlusPlusMethod{Samples: 1}), explain(gradcam.GradCAMPlusPlus)); e > 1e-5 {
+		t.Errorf("one noise-free copy differs from Grad-CAM++ by %.3g relative", e)
+	}
+	a := explain(gradcam.SmoothGradCAMPlusPlusMethod{Samples: 3, Std: 0.3, Seed: 9})
+	b := explain(gradcam.SmoothGradCAMPlusPlusMethod{Samples: 3, Std: 0.3, Seed: 9})
+	c := explain(gradcam.SmoothGradCAMPlusPlusMethod{Samples: 3, Std: 0.3, Seed: 10})
+	if e := testutil.RelErr(a, b); e != 0 {
+		t.Errorf("the same seed gave maps %.3g apart", e)
+	}
+	if e := testutil.RelErr(a, c); e < 1e-3 {
+		t.Errorf("seeds 9 and 10 gave maps only %.3g apart", e)
+	}
+}
+
+// Smooth Grad-CAM++ costs one pass per copy, counted by Passes and bounded by MaxPasses.
+func TestSmoothGradCAMPlusPlusPasses(t *testing.T) {
+	r, x, man := loadTiny(t)
+	l := man.Layers["layer2"].ONNXOutput
+	m := gradcam.SmoothGradCAMPlusPlusMethod{Samples: 6, Std: 0.1}
+	cam, err := gradcam.New(r, l).Method(m).MaxPasses(17).Done()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPassLimit(t, cam, x, 3*6, "smoothgradcam++ needs 18 forward passes", "(6 points of each image)", "more than the limit of 17")
+}
+
+// EigenSmooth needs per-channel terms; the methods without them are refused
+// by Done, with the reason.
+func TestEigenSmoothRefusedWithoutTerms(t *testing.T) {
+	r := models.NewRunner(modeltest.Backend(t), modeltest.TinyNative())
+	for _, m := range []gradcam.Method{gradcam.Saliency, gradcam.SmoothGrad, gradcam.IntegratedGradients, gradcam.GuidedBackprop,
+		gradcam.GuidedGradCAM, gradcam.Occlusion, gradcam.RISE, gradcam.FullGrad, gradcam.EigenCAM, gradcam.EigenGradCAM} {
+		_, err := gradcam.New(r, "relu").Method(m).EigenSmooth(true).Done()
+		if err == nil || !strings.Contains(err.Error(), "EigenSmooth") || !strings.Contains(err.Error(), m.Name()+" has none") {
+			t.Errorf("%s with EigenSmooth: err = %v, want EigenSmooth's refusal naming it", m.Name(), err)
+		}
+	}
+	for _, m := range []gradcam.Method{gradcam.GradCAM, gradcam.HiResCAM, gradcam.LayerCAM, gradcam.XGradCAM, gradcam.GradCAMElementwise,
+		gradcam.GradCAMPlusPlus, gradcam.ScoreCAM, gradcam.AblationCAM, gradcam.FinerCAM, gradcam.SmoothGradCAMPlusPlus} {
+		if _, err := gradcam.New(r, "relu").Method(m).EigenSmooth(true).Explain(tinyBatch(2, 4), gradcam.Class(1)); err != nil {
+			t.Errorf("%s with EigenSmooth: %v", m.Name(), err)
+		}
+	}
+}
+
+// Bad parameters of the new methods are errors from Done, naming them.
+func TestSmoothCAMsBadParameters(t *testing.T) {
+	r := models.NewRunner(modeltest.Backend(t), modeltest.TinyNative())
+	for _, c := range []struct {
+		m    gradcam.Method
+		want string
+	}{
+		{gradcam.SmoothGradCAMPlusPlusMethod{Samples: 0, Std: 0.3}, "smoothgradcam++: 0 samples"},
+		{gradcam.SmoothGradCAMPlusPlusMethod{Samples: -2, Std: 0.3}, "smoothgradcam++: -2 samples"},
+		{gradcam.SmoothGradCAMPlusPlusMethod{Samples: 2, Std: -1}, "noise std -1"},
+		{gradcam.SmoothGradCAMPlusPlusMethod{Samples: 2, Std: math.NaN()}, "noise std NaN"},
+	} {
+		if _, err := gradcam.New(r, "relu").Method(c.m).Done(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: err = %v, want %q", c.m, err, c.want)
+		}
+	}
+}
