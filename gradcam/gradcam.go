@@ -53,7 +53,8 @@
 //     [SmoothGrad], [IntegratedGradients], [GuidedBackprop], and
 //     [GuidedGradCAM], which also needs layers;
 //   - [SmoothGradCAMPlusPlus], Grad-CAM++ of the gradient's powers averaged
-//     over noisy copies of the image, one forward and backward pass per copy.
+//     over noisy copies of the image, one forward and backward pass per copy;
+//   - [KPCACAM], EigenCAM with kernel PCA (a sigmoid kernel by default), no gradient.
 //
 // [Builder.ReLU] and [Builder.Normalize] switch the ReLU and the rescaling
 // below off for any method, for raw signed maps. [Builder.EigenSmooth]
@@ -157,7 +158,8 @@ func (c *Builder) Normalize(on bool) *Builder {
 // [GradCAMElementwise]). It removes the noise of the terms' less
 // principal directions. The methods with no such terms (input
 // attributions, [Occlusion], [RISE], [FullGrad], and the [Projection]
-// methods, which are projections already) make [Builder.Done] fail.
+// methods and [KPCACAM], which are projections already) make [Builder.Done]
+// fail.
 func (c *Builder) EigenSmooth(on bool) *Builder {
 	c.eigenSmooth = on
 	return c

@@ -211,7 +211,7 @@ func init() {
 		ScoreCAM, AblationCAM,
 		Saliency, SmoothGrad, IntegratedGradients, GuidedBackprop, GuidedGradCAM,
 		Occlusion, RISE, FinerCAM, FullGrad,
-		SmoothGradCAMPlusPlus,
+		SmoothGradCAMPlusPlus, KPCACAM,
 	} {
 		Methods[m.Name()] = m
 	}

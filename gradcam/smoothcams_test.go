@@ -12,6 +12,9 @@ import (
 	"github.com/convlens/convlens/internal/testutil"
 	"github.com/convlens/convlens/models"
 	"github.com/convlens/convlens/models/modeltest"
+	"github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
 )
 
 // smoothRef is one reference of testdata/methods/smoothcams.json.
@@ -22,8 +25,12 @@ type smoothRef struct {
 		Samples int
 		Std     float64
 		Seed    uint64
+		Kernel  string
+		Gamma   float64
 	}
-	EigenSmooth bool `json:"eigen_smooth"`
+	EigenSmooth bool                  `json:"eigen_smooth"`
+	Eigenvalues [][]float64           `json:"eigenvalues_largest_smallest"`
+	Activation  struct{ File string } `json:"activation"`
 	Raw         struct{ File string }
 	Normalised  *struct{ File string }
 }
@@ -33,6 +40,8 @@ type smoothRef struct {
 type smoothManifest struct {
 	Layers          map[string]string
 	SmoothGradCAMPP []smoothRef `json:"smoothgradcam++"`
+	KPCACAM         []smoothRef `json:"kpcacam"`
+	KPCANonPSD      smoothRef   `json:"kpcacam_nonpsd"`
 	EigenSmooth     []smoothRef `json:"eigen_smooth"`
 }
 
@@ -49,7 +58,7 @@ func loadSmooth(t *testing.T) smoothManifest {
 	return man
 }
 
-// Smooth Grad-CAM++ and EigenSmooth against their
+// Smooth Grad-CAM++, KPCA-CAM and EigenSmooth against their
 // independent PyTorch/NumPy implementations: raw maps to 1e-4 relative,
 // normalised maps to 1e-3 absolute.
 func TestSmoothCAMsMatchPyTorch(t *testing.T) {
@@ -67,6 +76,9 @@ func TestSmoothCAMsMatchPyTorch(t *testing.T) {
 		m := gradcam.SmoothGradCAMPlusPlusMethod{Samples: ref.Options.Samples, Std: ref.Options.Std, Seed: ref.Options.Seed}
 		cases = append(cases, kase{"smoothgradcam++", ref, m, ref.EigenSmooth, 3})
 	}
+	for _, ref := range man.KPCACAM {
+		cases = append(cases, kase{"kpcacam/" + ref.Options.Kernel, ref, gradcam.KPCACAMMethod{Kernel: ref.Options.Kernel, Gamma: ref.Options.Gamma}, false, 1})
+	}
 	for _, ref := range man.EigenSmooth {
 		m, err := gradcam.MethodByName(ref.Method)
 		if err != nil {
@@ -74,7 +86,7 @@ func TestSmoothCAMsMatchPyTorch(t *testing.T) {
 		}
 		cases = append(cases, kase{"eigen_smooth/" + ref.Method, ref, m, true, 16})
 	}
-	if len(cases) < 8 {
+	if len(cases) < 14 {
 		t.Fatalf("only %d references", len(cases))
 	}
 	for _, c := range cases {
@@ -93,6 +105,67 @@ func TestSmoothCAMsMatchPyTorch(t *testing.T) {
 			}
 			compareWithReference(t, res, c.ref.Raw.File, c.ref.Normalised)
 		})
+	}
+}
+
+// identityModel is a native model whose layer "act" is its input, NCHW
+// [N,c,h,w], and whose logits are the channel means times a fixed matrix:
+// a layer activation chosen by the test.
+func identityModel(c, h, w int) *models.Native {
+	dense := make([][]float32, c)
+	for k := range dense {
+		dense[k] = []float32{1, float32(k%3) - 1}
+	}
+	forward := func(scope *model.Scope, x *graph.Node, tap models.Tap) *graph.Node {
+		a := tap("act", graph.MulScalar(x, 1))
+		d := scope.VariableWithValue("dense", dense).ValueGraph(x)
+		return graph.Dot(graph.ReduceMean(a, 2, 3), d).Product()
+	}
+	return models.NewNative("identity", models.Input{Layout: models.NCHW, Channels: c, Height: h, Width: w}, model.NewStore(), forward)
+}
+
+// A sigmoid kernel matrix whose negative eigenvalue outweighs its largest
+// one: power iteration on it alone finds the eigenvector of the negative
+// one; KPCA-CAM's component is that of the largest.
+func TestKPCACAMNonPSDKernel(t *testing.T) {
+	ref := loadSmooth(t).KPCANonPSD
+	if e := ref.Eigenvalues[0]; !(-e[1] > e[0] && e[0] > 0) {
+		t.Fatalf("eigenvalues %v: the case does not have |smallest| > largest > 0", e)
+	}
+	act, shape := testutil.ReadNPY(t, testutil.Testdata("methods", ref.Activation.File))
+	r := modeltest.Runner(t, identityModel(shape[1], shape[2], shape[3]))
+	res, err := gradcam.New(r, "act").Method(gradcam.KPCACAM).Explain(tensors.FromFlatDataAndDimensions(act, shape...), gradcam.Class(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareWithReference(t, res, ref.Raw.File, nil)
+	// The component's squared norm is the largest eigenvalue.
+	var sq float64
+	for _, v := range res.Raw[0].Values {
+		sq += float64(v) * float64(v)
+	}
+	if want := ref.Eigenvalues[0][0]; math.Abs(sq-want) > 1e-4*want {
+		t.Errorf("‖map‖² = %.6g, want the largest eigenvalue %.6g", sq, want)
+	}
+}
+
+// With a linear kernel, kernel PCA is PCA: KPCA-CAM's map is EigenCAM's,
+// sign and scale (σ₁u₁ = v·sqrt(λ₁)) included.
+func TestKPCACAMLinearKernelIsEigenCAM(t *testing.T) {
+	r, x, man := loadTiny(t)
+	for _, layer := range []string{"layer1", "layer2"} {
+		l := man.Layers[layer].ONNXOutput
+		kpca, err := gradcam.New(r, l).Method(gradcam.KPCACAMMethod{Kernel: "linear"}).Explain(x, gradcam.Top(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		eigen, err := gradcam.New(r, l).Method(gradcam.EigenCAM).Explain(x, gradcam.Top(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := testutil.RelErr(kpca.Raw[0].Values, eigen.Raw[0].Values); e > 1e-4 {
+			t.Errorf("%s: linear KPCA-CAM differs from EigenCAM by %.3g relative", layer, e)
+		}
 	}
 }
 
@@ -141,7 +214,7 @@ func TestSmoothGradCAMPlusPlusPasses(t *testing.T) {
 func TestEigenSmoothRefusedWithoutTerms(t *testing.T) {
 	r := models.NewRunner(modeltest.Backend(t), modeltest.TinyNative())
 	for _, m := range []gradcam.Method{gradcam.Saliency, gradcam.SmoothGrad, gradcam.IntegratedGradients, gradcam.GuidedBackprop,
-		gradcam.GuidedGradCAM, gradcam.Occlusion, gradcam.RISE, gradcam.FullGrad, gradcam.EigenCAM, gradcam.EigenGradCAM} {
+		gradcam.GuidedGradCAM, gradcam.Occlusion, gradcam.RISE, gradcam.FullGrad, gradcam.EigenCAM, gradcam.EigenGradCAM, gradcam.KPCACAM} {
 		_, err := gradcam.New(r, "relu").Method(m).EigenSmooth(true).Done()
 		if err == nil || !strings.Contains(err.Error(), "EigenSmooth") || !strings.Contains(err.Error(), m.Name()+" has none") {
 			t.Errorf("%s with EigenSmooth: err = %v, want EigenSmooth's refusal naming it", m.Name(), err)
@@ -166,6 +239,9 @@ func TestSmoothCAMsBadParameters(t *testing.T) {
 		{gradcam.SmoothGradCAMPlusPlusMethod{Samples: -2, Std: 0.3}, "smoothgradcam++: -2 samples"},
 		{gradcam.SmoothGradCAMPlusPlusMethod{Samples: 2, Std: -1}, "noise std -1"},
 		{gradcam.SmoothGradCAMPlusPlusMethod{Samples: 2, Std: math.NaN()}, "noise std NaN"},
+		{gradcam.KPCACAMMethod{Kernel: "laplacian"}, `unknown kernel "laplacian"; known kernels: [sigmoid rbf poly cosine linear]`},
+		{gradcam.KPCACAMMethod{Gamma: -0.5}, "gamma -0.5"},
+		{gradcam.KPCACAMMethod{Kernel: "rbf", Gamma: math.Inf(1)}, "gamma +Inf"},
 	} {
 		if _, err := gradcam.New(r, "relu").Method(c.m).Done(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: err = %v, want %q", c.m, err, c.want)
