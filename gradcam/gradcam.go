@@ -59,7 +59,8 @@
 // [Builder.ReLU] and [Builder.Normalize] switch the ReLU and the rescaling
 // below off for any method, for raw signed maps. [Builder.EigenSmooth]
 // makes a CAM-family map the first principal component of its per-channel
-// terms, as pytorch-grad-cam's eigen_smooth.
+// terms, and [Builder.AugSmooth] averages any method's maps over mirrored
+// and rescaled copies of the image, both as pytorch-grad-cam's options.
 //
 // # Targets
 //
@@ -109,6 +110,7 @@ type Builder struct {
 	method               Method
 	relu, normalize      bool
 	eigenSmooth          bool
+	augSmooth            bool
 	maxPoints, maxPasses int
 	pointsName           string // the option that set points, for messages
 	progress             func(Progress)
@@ -165,6 +167,24 @@ func (c *Builder) EigenSmooth(on bool) *Builder {
 	return c
 }
 
+// AugSmooth sets whether maps are averaged over augmented copies of each
+// image (default false), as pytorch-grad-cam's aug_smooth (ttach's
+// HorizontalFlip × Multiply(0.9, 1, 1.1)): the image mirrored or not,
+// times 0.9, 1 and 1.1 (in the model's input space), six copies explained
+// with the same method and options; each copy's maps are mirrored back —
+// [Result.Normalized] at input size, [Result.Raw] at the layer's
+// resolution — and [Result.Normalized] and [Result.Raw] are the means over
+// the copies (the normalised maps are not rescaled after averaging, as in
+// pytorch-grad-cam). Unlike pytorch-grad-cam, which picks the class on each
+// copy, the classes explained are chosen on the image itself and kept for
+// every copy, so that [Top](1) explains the same class in all six; Scores
+// and Logits are the image's own. It works with every method, at six times
+// the cost ([CAM.Passes]).
+func (c *Builder) AugSmooth(on bool) *Builder {
+	c.augSmooth = on
+	return c
+}
+
 // PointsPerCall sets how many points one call of the model evaluates, at
 // most, for the methods that run the model many times per image (default
 // [DefaultPointsPerCall]; n < 1 is an error). A point is one forward pass
@@ -201,7 +221,7 @@ func (c *Builder) BatchSize(n int) *Builder {
 }
 
 // MaxPasses bounds the cost of the methods that run the model many times
-// per image (the perturbation, mask and point methods):
+// per image (the perturbation, mask and point methods, and [Builder.AugSmooth]):
 // [CAM.Explain] fails, before running anything, when a batch would need more
 // than n forward passes of one image ([CAM.Passes]; default
 // [DefaultMaxPasses]; 0 or less: no bound).
@@ -265,8 +285,8 @@ func (c *Builder) Done() (*CAM, error) {
 	}
 	im, isInput := c.method.(inputMethod)
 	cam := &CAM{runner: c.runner, method: c.method, relu: c.relu, normalize: c.normalize,
-		eigenSmooth: c.eigenSmooth,
-		maxPoints:   c.maxPoints, maxPasses: c.maxPasses, progress: c.progress}
+		eigenSmooth: c.eigenSmooth, augSmooth: c.augSmooth,
+		maxPoints: c.maxPoints, maxPasses: c.maxPasses, progress: c.progress}
 	if _, isMask := c.method.(maskMethod); isMask || isInput && !im.needsLayers() {
 		// Input attributions ignore layers: the map is at the input.
 		return cam, nil
@@ -332,6 +352,7 @@ type CAM struct {
 	grids                []models.Grid // How each layer reads as maps.
 	relu, normalize      bool
 	eigenSmooth          bool
+	augSmooth            bool
 	maxPoints, maxPasses int
 	progress             func(Progress)
 }
@@ -350,8 +371,14 @@ func (c *CAM) PointsPerCall() int { return c.maxPoints }
 // n images costs beyond the first: the perturbed copies of a [Perturbation]
 // method (n × the channels of every layer), the points of an input method
 // (n × its samples), the masked copies of [Occlusion] and [RISE] (n × the
-// masks), 0 for the gradient methods.
+// masks), 0 for the gradient methods; with [Builder.AugSmooth] all of it
+// six times over, the five augmented copies' first passes included.
 func (c *CAM) Passes(n int) int {
+	if c.augSmooth {
+		one := *c
+		one.augSmooth = false
+		return len(augmentations)*(one.Passes(n)+n) - n
+	}
 	switch m := c.method.(type) {
 	case Perturbation:
 		total := 0
@@ -399,6 +426,9 @@ func (c *CAM) Explain(x *tensors.Tensor, t Target) (*Result, error) {
 	}
 	if b := m.Input().Batch; b > 0 && n > b {
 		return c.explainChunks(x, t, b)
+	}
+	if c.augSmooth {
+		return c.explainAugmented(x, t)
 	}
 	switch m := c.method.(type) {
 	case Perturbation:

@@ -43,6 +43,7 @@ type smoothManifest struct {
 	KPCACAM         []smoothRef `json:"kpcacam"`
 	KPCANonPSD      smoothRef   `json:"kpcacam_nonpsd"`
 	EigenSmooth     []smoothRef `json:"eigen_smooth"`
+	AugSmooth       []smoothRef `json:"aug_smooth"`
 }
 
 func loadSmooth(t *testing.T) smoothManifest {
@@ -58,35 +59,42 @@ func loadSmooth(t *testing.T) smoothManifest {
 	return man
 }
 
-// Smooth Grad-CAM++, KPCA-CAM and EigenSmooth against their
+// Smooth Grad-CAM++, KPCA-CAM, EigenSmooth and AugSmooth against their
 // independent PyTorch/NumPy implementations: raw maps to 1e-4 relative,
 // normalised maps to 1e-3 absolute.
 func TestSmoothCAMsMatchPyTorch(t *testing.T) {
 	r, x, _ := loadTiny(t)
 	man := loadSmooth(t)
 	type kase struct {
-		name   string
-		ref    smoothRef
-		m      gradcam.Method
-		eigen  bool
-		points int
+		name       string
+		ref        smoothRef
+		m          gradcam.Method
+		eigen, aug bool
+		points     int
 	}
 	var cases []kase
 	for _, ref := range man.SmoothGradCAMPP {
 		m := gradcam.SmoothGradCAMPlusPlusMethod{Samples: ref.Options.Samples, Std: ref.Options.Std, Seed: ref.Options.Seed}
-		cases = append(cases, kase{"smoothgradcam++", ref, m, ref.EigenSmooth, 3})
+		cases = append(cases, kase{"smoothgradcam++", ref, m, ref.EigenSmooth, false, 3})
 	}
 	for _, ref := range man.KPCACAM {
-		cases = append(cases, kase{"kpcacam/" + ref.Options.Kernel, ref, gradcam.KPCACAMMethod{Kernel: ref.Options.Kernel, Gamma: ref.Options.Gamma}, false, 1})
+		cases = append(cases, kase{"kpcacam/" + ref.Options.Kernel, ref, gradcam.KPCACAMMethod{Kernel: ref.Options.Kernel, Gamma: ref.Options.Gamma}, false, false, 1})
 	}
 	for _, ref := range man.EigenSmooth {
 		m, err := gradcam.MethodByName(ref.Method)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cases = append(cases, kase{"eigen_smooth/" + ref.Method, ref, m, true, 16})
+		cases = append(cases, kase{"eigen_smooth/" + ref.Method, ref, m, true, false, 16})
 	}
-	if len(cases) < 14 {
+	for _, ref := range man.AugSmooth {
+		m, err := gradcam.MethodByName(ref.Method)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, kase{"aug_smooth/" + ref.Method, ref, m, false, true, 1})
+	}
+	if len(cases) < 15 {
 		t.Fatalf("only %d references", len(cases))
 	}
 	for _, c := range cases {
@@ -95,7 +103,7 @@ func TestSmoothCAMsMatchPyTorch(t *testing.T) {
 			name += "/eigen"
 		}
 		t.Run(name, func(t *testing.T) {
-			res, err := gradcam.New(r, man.Layers[c.ref.Layer]).Method(c.m).EigenSmooth(c.eigen).
+			res, err := gradcam.New(r, man.Layers[c.ref.Layer]).Method(c.m).EigenSmooth(c.eigen).AugSmooth(c.aug).
 				PointsPerCall(c.points).Explain(x, methodTarget(c.ref.Target, c.ref.Classes))
 			if err != nil {
 				t.Fatal(err)
@@ -207,6 +215,20 @@ func TestSmoothGradCAMPlusPlusPasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPassLimit(t, cam, x, 3*6, "smoothgradcam++ needs 18 forward passes", "(6 points of each image)", "more than the limit of 17")
+	aug, err := gradcam.New(r, l).Method(m).AugSmooth(true).Done()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := aug.Passes(3); got != 6*(18+3)-3 {
+		t.Errorf("AugSmooth: Passes(3) = %d, want 6 copies × (18 + 3) − 3 = %d", got, 6*21-3)
+	}
+	plain, err := gradcam.New(r, l).AugSmooth(true).Done()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plain.Passes(3); got != 15 {
+		t.Errorf("Grad-CAM with AugSmooth: Passes(3) = %d, want 5 more copies × 3 images = 15", got)
+	}
 }
 
 // EigenSmooth needs per-channel terms; the methods without them are refused
@@ -225,6 +247,101 @@ func TestEigenSmoothRefusedWithoutTerms(t *testing.T) {
 		if _, err := gradcam.New(r, "relu").Method(m).EigenSmooth(true).Explain(tinyBatch(2, 4), gradcam.Class(1)); err != nil {
 			t.Errorf("%s with EigenSmooth: %v", m.Name(), err)
 		}
+	}
+}
+
+// AugSmooth's copies are symmetric under mirroring: the maps of the
+// mirrored image are the mirrored maps, normalised and raw, for a layer
+// method and for an input method, with the class fixed. Without AugSmooth
+// they are not (the layers' grid is not mirror-symmetric), so the test
+// tells a right mirroring back from none.
+func TestAugSmoothOfMirroredImageIsMirrored(t *testing.T) {
+	r, x, man := loadTiny(t)
+	l := man.Layers["layer2_conv2"].ONNXOutput
+	data := tensors.MustCopyFlatData[float32](x)
+	dims := x.Shape().Dimensions
+	mirrored := make([]float32, len(data))
+	w := dims[3]
+	for i := range data {
+		mirrored[i] = data[i-i%w+w-1-i%w]
+	}
+	xm := tensors.FromFlatDataAndDimensions(mirrored, dims...)
+	target := gradcam.Class(9, 2, 5)
+	for _, c := range []struct {
+		m     gradcam.Method
+		layer string
+	}{{gradcam.GradCAM, l}, {gradcam.Saliency, ""}} {
+		var layers []string
+		if c.layer != "" {
+			layers = append(layers, c.layer)
+		}
+		diff := func(aug bool) (norm, raw float64) {
+			t.Helper()
+			cam, err := gradcam.New(r, layers...).Method(c.m).AugSmooth(aug).Done()
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := cam.Explain(x, target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := cam.Explain(xm, target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return testutil.MaxAbsDiff(mirror(b.Normalized, b.Width), a.Normalized),
+				testutil.RelErr(mirror(b.Raw[0].Values, b.Raw[0].Width), a.Raw[0].Values)
+		}
+		norm, raw := diff(true)
+		if norm > 1e-5 || raw > 1e-5 {
+			t.Errorf("%s, AugSmooth: the mirrored image's maps differ from the mirrored maps by %.3g (normalised), %.3g (raw, relative)", c.m.Name(), norm, raw)
+		}
+		if norm, raw := diff(false); norm < 1e-2 || raw < 1e-2 {
+			t.Errorf("%s without AugSmooth: the mirrored image's maps are the mirrored maps (%.3g, %.3g): the test cannot tell", c.m.Name(), norm, raw)
+		}
+	}
+}
+
+func mirror(v []float32, width int) []float32 {
+	out := make([]float32, len(v))
+	for i := range v {
+		out[i] = v[i-i%width+width-1-i%width]
+	}
+	return out
+}
+
+// AugSmooth fixes the classes from the image itself: Top(1) explains the
+// image's best class in every copy, and the scores and logits are the image's.
+func TestAugSmoothKeepsTheImagesClasses(t *testing.T) {
+	r, x, man := loadTiny(t)
+	l := man.Layers["layer2"].ONNXOutput
+	plain, err := gradcam.New(r, l).Explain(x, gradcam.Top(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aug, err := gradcam.New(r, l).AugSmooth(true).Explain(x, gradcam.Top(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(aug.Classes, plain.Classes) || testutil.RelErr(aug.Scores, plain.Scores) != 0 || testutil.RelErr(aug.Logits, plain.Logits) != 0 {
+		t.Errorf("AugSmooth: classes %v scores %v, want the image's %v %v", aug.Classes, aug.Scores, plain.Classes, plain.Scores)
+	}
+	// The second class's map is that of the second class asked for alone.
+	second := make([]int, plain.N)
+	for n := range second {
+		second[n] = plain.Classes[n*2+1]
+	}
+	alone, err := gradcam.New(r, l).AugSmooth(true).Explain(x, gradcam.Class(second...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := aug.Raw[0].Height * aug.Raw[0].Width
+	var got []float32
+	for n := range aug.N {
+		got = append(got, aug.Raw[0].Values[(n*2+1)*size:(n*2+2)*size]...)
+	}
+	if e := testutil.RelErr(got, alone.Raw[0].Values); e > 1e-5 {
+		t.Errorf("AugSmooth, Top(2): the second class's raw map differs from its own by %.3g", e)
 	}
 }
 

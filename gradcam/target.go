@@ -14,9 +14,12 @@ import (
 type Target struct {
 	k       int
 	classes []int
-	fn      func(logits *graph.Node) *graph.Node
-	fnID    int64
-	name    string
+	// perImage > 0: classes holds perImage classes of each image, [N,perImage]
+	// (the classes chosen on an image, kept for its augmented copies).
+	perImage int
+	fn       func(logits *graph.Node) *graph.Node
+	fnID     int64
+	name     string
 }
 
 // Top explains, for each image, its k highest-scoring classes, best first.
@@ -24,6 +27,9 @@ func Top(k int) Target { return Target{k: k} }
 
 // Class explains the given classes: one class for every image, or one per image.
 func Class(classes ...int) Target { return Target{classes: classes} }
+
+// chosen is the class target of classes [N,K], K per image, already chosen.
+func chosen(classes []int, k int) Target { return Target{classes: classes, perImage: k} }
 
 var scoreIDs atomic.Int64
 
@@ -39,7 +45,9 @@ func Score(name string, fn func(logits *graph.Node) *graph.Node) Target {
 // per image keeps those images' classes; every other target is the same for
 // any image.
 func (t Target) images(start, end int) Target {
-	if len(t.classes) > 1 {
+	if t.perImage > 0 {
+		t.classes = t.classes[start*t.perImage : end*t.perImage]
+	} else if len(t.classes) > 1 {
 		t.classes = t.classes[start:end]
 	}
 	return t
@@ -76,6 +84,12 @@ func (t Target) classInput(n, numClasses int) (*tensors.Tensor, error) {
 	switch {
 	case t.fn != nil:
 		return nil, nil
+	case t.perImage > 0:
+		idx := make([]int32, len(t.classes))
+		for i, c := range t.classes {
+			idx[i] = int32(c)
+		}
+		return tensors.FromFlatDataAndDimensions(idx, n, t.perImage), nil
 	case t.classes != nil:
 		if len(t.classes) != 1 && len(t.classes) != n {
 			return nil, fmt.Errorf("%d classes given for %d images: give one class for all images or one per image", len(t.classes), n)
