@@ -21,6 +21,7 @@ import (
 var manyPointMethods = []gradcam.Method{
 	gradcam.IntegratedGradientsMethod{Steps: 7, Baseline: 0.1},
 	gradcam.SmoothGradMethod{Samples: 5, Sigma: 0.2, Seed: 3},
+	gradcam.SmoothGradCAMPlusPlusMethod{Samples: 5, Std: 0.2, Seed: 3},
 	gradcam.ScoreCAM,
 	gradcam.AblationCAM,
 }
@@ -200,6 +201,8 @@ func TestPassesOfPointMethods(t *testing.T) {
 		{gradcam.IntegratedGradientsMethod{Steps: 1}, 3},
 		{gradcam.IntegratedGradients, 3 * 32},
 		{gradcam.SmoothGrad, 3 * 16},
+		{gradcam.SmoothGradCAMPlusPlus, 3 * 4},
+		{gradcam.SmoothGradCAMPlusPlusMethod{Samples: 1}, 3},
 		{gradcam.Saliency, 0},
 	} {
 		cam, err := gradcam.New(r, "relu").Method(c.m).Done()

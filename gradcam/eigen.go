@@ -37,24 +37,53 @@ const (
 // squarings. The projection's magnitude is that of the SVD's: σ₁·u₁.
 func FirstComponent(m *graph.Node) *graph.Node {
 	dims := m.Shape().Dimensions
-	n, c, h, w := dims[0], dims[1], dims[2], dims[3]
-	p := h * w
-	x := graph.Reshape(m, n, c, p)
-	x = graph.Sub(x, graph.ReduceAndKeep(x, graph.ReduceMean, 2)) // [N,C,P], centred per channel
-	var v *graph.Node                                             // [N,C], unit
-	if c <= p {
+	x := centred(m)   // [N,C,P]
+	var v *graph.Node // [N,C], unit
+	if c, p := dims[1], dims[2]*dims[3]; c <= p {
 		v = topEigenvector(graph.Einsum("ncp,ndp->ncd", x, x))
 	} else {
 		u := topEigenvector(graph.Einsum("ncp,ncq->npq", x, x)) // [N,P]
 		v = unit(graph.Einsum("ncp,np->nc", x, u))
 	}
-	proj := graph.Einsum("ncp,nc->np", x, v)
-	sum := graph.ReduceSum(graph.Reshape(m, n, c, p), 1) // [N,P]
+	return alignSign(graph.Einsum("ncp,nc->np", x, v), m)
+}
+
+// centred is each image's matrix m [N,C,h,w] as h·w observations of C
+// channels, [N,C,h·w], each channel's mean over the positions subtracted.
+func centred(m *graph.Node) *graph.Node {
+	dims := m.Shape().Dimensions
+	x := graph.Reshape(m, dims[0], dims[1], dims[2]*dims[3])
+	return graph.Sub(x, graph.ReduceAndKeep(x, graph.ReduceMean, 2))
+}
+
+// alignSign returns the projection proj [N,P] of each image's matrix
+// m [N,C,h,w] (P = h·w), negated where it correlates negatively with the
+// channel sum of m, as [N,h,w]: FirstComponent's sign convention.
+func alignSign(proj, m *graph.Node) *graph.Node {
+	dims := m.Shape().Dimensions
+	n, c, h, w := dims[0], dims[1], dims[2], dims[3]
+	sum := graph.ReduceSum(graph.Reshape(m, n, c, h*w), 1) // [N,P]
 	corr := graph.ReduceAndKeep(graph.Mul(proj, sum), graph.ReduceSum, 1)
 	sign := graph.Where(graph.LessThan(corr, graph.ZerosLike(corr)),
 		graph.OnesLike(corr), graph.ZerosLike(corr))
 	proj = graph.Mul(proj, graph.OneMinus(graph.MulScalar(sign, 2)))
 	return graph.Reshape(proj, n, h, w)
+}
+
+// topSymmetricEigenpair returns the unit eigenvector [N,D] of the
+// algebraically largest eigenvalue of each symmetric matrix g [N,D,D],
+// which need not be positive semi-definite, and that eigenvalue [N].
+// topEigenvector's iterations find the eigenvalue of largest magnitude, a
+// negative one when it outweighs the largest, so they run on the shifted
+// g + ‖g‖_F·I instead: it has g's eigenvectors, in the same order, and no
+// negative eigenvalue (|λ| ≤ ‖g‖_F for every eigenvalue λ of g). The
+// eigenvalue is the Rayleigh quotient vᵀgv of g itself.
+func topSymmetricEigenpair(g *graph.Node) (v, lambda *graph.Node) {
+	d := g.Shape().Dimensions[1]
+	eye := graph.ExpandAxes(graph.ConvertDType(graph.Diagonal(g.Graph(), d), g.DType()), 0) // [1,D,D]
+	norm := graph.Sqrt(graph.ReduceAndKeep(graph.Square(g), graph.ReduceSum, 1, 2))         // [N,1,1]
+	v = topEigenvector(graph.Add(g, graph.Mul(norm, eye)))
+	return v, graph.ReduceSum(graph.Mul(v, graph.Einsum("nij,nj->ni", g, v)), 1)
 }
 
 // topEigenvector returns the unit eigenvector of the largest eigenvalue of

@@ -32,6 +32,9 @@ var FinerCAM Method = FinerCAMMethod{Alpha: 1, Compare: 3}
 
 func (FinerCAMMethod) Name() string                     { return "finercam" }
 func (FinerCAMMethod) Map(a, g *graph.Node) *graph.Node { return GradCAM.Map(a, g) }
+func (FinerCAMMethod) terms(a, g *graph.Node) *graph.Node {
+	return GradCAM.(termsMethod).terms(a, g)
+}
 
 // String names the settings, for the CAM's graph cache.
 func (m FinerCAMMethod) String() string {

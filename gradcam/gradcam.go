@@ -54,10 +54,16 @@
 //     image's channels of highest variance only;
 //   - input attributions, gradients with respect to the input: [Saliency],
 //     [SmoothGrad], [IntegratedGradients], [GuidedBackprop], and
-//     [GuidedGradCAM], which also needs layers.
+//     [GuidedGradCAM], which also needs layers;
+//   - [SmoothGradCAMPlusPlus], Grad-CAM++ of the gradient's powers averaged
+//     over noisy copies of the image, one forward and backward pass per copy;
+//   - [KPCACAM], EigenCAM with kernel PCA (a sigmoid kernel by default), no gradient.
 //
 // [Builder.ReLU] and [Builder.Normalize] switch the ReLU and the rescaling
-// below off for any method, for raw signed maps.
+// below off for any method, for raw signed maps. [Builder.EigenSmooth]
+// makes a CAM-family map the first principal component of its per-channel
+// terms, and [Builder.AugSmooth] averages any method's maps over mirrored
+// and rescaled copies of the image, both as pytorch-grad-cam's options.
 //
 // # Targets
 //
@@ -115,6 +121,8 @@ type Builder struct {
 	layers               []string
 	method               Method
 	relu, normalize      bool
+	eigenSmooth          bool
+	augSmooth            bool
 	maxPoints, maxPasses int
 	pointsName           string // the option that set points, for messages
 	progress             func(Progress)
@@ -154,12 +162,48 @@ func (c *Builder) Normalize(on bool) *Builder {
 	return c
 }
 
+// EigenSmooth sets whether the map of a CAM-family method is the first
+// principal component of its per-channel terms instead of their sum
+// (default false), as pytorch-grad-cam's eigen_smooth: [FirstComponent]
+// (with its sign convention) of w_k A_k for the channel-weight methods
+// ([GradCAM], [GradCAMPlusPlus], [XGradCAM], [FinerCAM],
+// [SmoothGradCAMPlusPlus]) and the [Perturbation] methods, of the
+// per-element term T_k for the [Elementwise] ones ([HiResCAM], [LayerCAM],
+// [GradCAMElementwise]). It removes the noise of the terms' less
+// principal directions. The methods with no such terms (input
+// attributions, [Occlusion], [RISE], [FullGrad], and the [Projection]
+// methods and [KPCACAM], which are projections already) make [Builder.Done]
+// fail.
+func (c *Builder) EigenSmooth(on bool) *Builder {
+	c.eigenSmooth = on
+	return c
+}
+
+// AugSmooth sets whether maps are averaged over augmented copies of each
+// image (default false), as pytorch-grad-cam's aug_smooth (ttach's
+// HorizontalFlip × Multiply(0.9, 1, 1.1)): the image mirrored or not,
+// times 0.9, 1 and 1.1 (in the model's input space), six copies explained
+// with the same method and options; each copy's maps are mirrored back —
+// [Result.Normalized] at input size, [Result.Raw] at the layer's
+// resolution — and [Result.Normalized] and [Result.Raw] are the means over
+// the copies (the normalised maps are not rescaled after averaging, as in
+// pytorch-grad-cam). Unlike pytorch-grad-cam, which picks the class on each
+// copy, the classes explained are chosen on the image itself and kept for
+// every copy, so that [Top](1) explains the same class in all six; Scores
+// and Logits are the image's own. It works with every method, at six times
+// the cost ([CAM.Passes]).
+func (c *Builder) AugSmooth(on bool) *Builder {
+	c.augSmooth = on
+	return c
+}
+
 // PointsPerCall sets how many points one call of the model evaluates, at
 // most, for the methods that run the model many times per image (default
 // [DefaultPointsPerCall]; n < 1 is an error). A point is one forward pass
 // of one image: a perturbed copy for [ScoreCAM] and [AblationCAM] (one per
 // channel), a step of [IntegratedGradients], a noisy copy for
-// [SmoothGrad]; with its backward pass for the last two.
+// [SmoothGrad] and [SmoothGradCAMPlusPlus]; with its backward pass for the
+// last three.
 //
 // Memory grows with n, not with the points per image or the batch: each
 // call takes the next min(n, P) points (P per image) of each image of a
@@ -188,9 +232,11 @@ func (c *Builder) BatchSize(n int) *Builder {
 	return c
 }
 
-// MaxPasses bounds the cost of a perturbation method: [CAM.Explain] fails,
-// before running anything, when a batch would need more than n forward
-// passes of one image (default [DefaultMaxPasses]; 0 or less: no bound).
+// MaxPasses bounds the cost of the methods that run the model many times
+// per image (the perturbation, mask and point methods, and [Builder.AugSmooth]):
+// [CAM.Explain] fails, before running anything, when a batch would need more
+// than n forward passes of one image ([CAM.Passes]; default
+// [DefaultMaxPasses]; 0 or less: no bound).
 func (c *Builder) MaxPasses(n int) *Builder {
 	c.maxPasses = n
 	return c
@@ -245,8 +291,18 @@ func (c *Builder) Done() (*CAM, error) {
 			return nil, err
 		}
 	}
+	if v, ok := c.method.(interface{ validate() error }); ok {
+		if err := v.validate(); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := c.method.(termsMethod); c.eigenSmooth && !ok {
+		return nil, fmt.Errorf("EigenSmooth projects the per-channel terms of a CAM-family method (channel weights w_k·A_k, element-wise terms, perturbation weights), and %s has none: "+
+			"it is an input attribution, a mask method, FullGrad or a projection already; turn EigenSmooth off or pick such a method", c.method.Name())
+	}
 	im, isInput := c.method.(inputMethod)
 	cam := &CAM{runner: c.runner, method: c.method, relu: c.relu, normalize: c.normalize,
+		eigenSmooth: c.eigenSmooth, augSmooth: c.augSmooth,
 		maxPoints: c.maxPoints, maxPasses: c.maxPasses, progress: c.progress}
 	if _, isMask := c.method.(maskMethod); isMask || isInput && !im.needsLayers() {
 		// Input attributions ignore layers: the map is at the input.
@@ -312,6 +368,8 @@ type CAM struct {
 	layers               []string
 	grids                []models.Grid // How each layer reads as maps.
 	relu, normalize      bool
+	eigenSmooth          bool
+	augSmooth            bool
 	maxPoints, maxPasses int
 	progress             func(Progress)
 }
@@ -331,8 +389,14 @@ func (c *CAM) PointsPerCall() int { return c.maxPoints }
 // method (n × the channels of every layer that get passes × the samples of
 // each), the points of an input method
 // (n × its samples), the masked copies of [Occlusion] and [RISE] (n × the
-// masks), 0 for the gradient methods.
+// masks), 0 for the gradient methods; with [Builder.AugSmooth] all of it
+// six times over, the five augmented copies' first passes included.
 func (c *CAM) Passes(n int) int {
+	if c.augSmooth {
+		one := *c
+		one.augSmooth = false
+		return len(augmentations)*(one.Passes(n)+n) - n
+	}
 	switch m := c.method.(type) {
 	case perturbationMethod:
 		p, _ := m.perturbation() // Done checked it
@@ -381,6 +445,9 @@ func (c *CAM) Explain(x *tensors.Tensor, t Target) (*Result, error) {
 	}
 	if b := m.Input().Batch; b > 0 && n > b {
 		return c.explainChunks(x, t, b)
+	}
+	if c.augSmooth {
+		return c.explainAugmented(x, t)
 	}
 	switch m := c.method.(type) {
 	case perturbationMethod:
@@ -441,7 +508,7 @@ func (c *CAM) explainChunks(x *tensors.Tensor, t Target, b int) (*Result, error)
 // key identifies a graph of this CAM for the runner's cache.
 func (c *CAM) key(kind string, t Target, extra ...string) string {
 	parts := append([]string{kind, c.method.Name(), fmt.Sprintf("%v", c.method),
-		fmt.Sprintf("relu=%v,norm=%v", c.relu, c.normalize), t.key()}, extra...)
+		fmt.Sprintf("relu=%v,norm=%v,eigen=%v", c.relu, c.normalize, c.eigenSmooth), t.key()}, extra...)
 	return strings.Join(append(parts, c.layers...), "\x00")
 }
 
@@ -498,39 +565,73 @@ func (c *CAM) graph(t Target) func(scope *model.Scope, inputs []*graph.Node) []*
 
 // layerMaps builds each layer's raw maps [N,K,h,w] with a gradient method.
 func (c *CAM) layerMaps(m Method, logits *graph.Node, acts []*graph.Node, scores *graph.Node) []*graph.Node {
-	gradFree := false
-	if p, ok := m.(Projection); ok && p.GradientFree {
-		gradFree = true
-	}
-	if !gradFree {
-		for li, a := range acts {
-			if !dependsOn(logits, a) {
-				panic(fmt.Errorf("the logits do not depend on layer %q (it is not on the path from the input to the output), so its gradient is zero and %s cannot use it; pick a layer the output is computed from",
-					c.layers[li], m.Name()))
-			}
-		}
-	}
-	k := scores.Shape().Dimensions[1]
-	perTarget := make([][]*graph.Node, len(acts))
-	for ti := range k {
-		var grads []*graph.Node
-		if !gradFree {
-			score := graph.ReduceAllSum(graph.SliceAxis(scores, 1, graph.AxisElem(ti)))
-			grads = graph.Gradient(score, acts...)
-		}
-		for li, a := range acts {
-			var g *graph.Node
-			if grads != nil {
-				g = c.grids[li].Map(grads[li])
-			}
-			perTarget[li] = append(perTarget[li], m.Map(c.grids[li].Map(a), g))
-		}
-	}
+	grads := c.layerGradients(m, logits, acts, scores)
 	raws := make([]*graph.Node, len(acts))
-	for li := range acts {
-		raws[li] = graph.Stack(perTarget[li], 1) // [N,K,h,w]
+	for li, a := range acts {
+		perTarget := make([]*graph.Node, len(grads))
+		for ti := range grads {
+			perTarget[ti] = c.layerMap(m, c.grids[li].Map(a), grads[ti][li])
+		}
+		raws[li] = graph.Stack(perTarget, 1) // [N,K,h,w]
 	}
 	return raws
+}
+
+// layerGradients returns, for each of the K targets and each layer, the
+// gradient of the sum over images of the target's score (scores [N,K])
+// with respect to the layer's activation, read as maps [N,C,h,w]; nil ones
+// for a method that needs no gradient.
+func (c *CAM) layerGradients(m Method, logits *graph.Node, acts []*graph.Node, scores *graph.Node) [][]*graph.Node {
+	grads := make([][]*graph.Node, scores.Shape().Dimensions[1])
+	if !needsGradient(m) {
+		for ti := range grads {
+			grads[ti] = make([]*graph.Node, len(acts))
+		}
+		return grads
+	}
+	for li, a := range acts {
+		if !dependsOn(logits, a) {
+			panic(fmt.Errorf("the logits do not depend on layer %q (it is not on the path from the input to the output), so its gradient is zero and %s cannot use it; pick a layer the output is computed from",
+				c.layers[li], m.Name()))
+		}
+	}
+	for ti := range grads {
+		score := graph.ReduceAllSum(graph.SliceAxis(scores, 1, graph.AxisElem(ti)))
+		grads[ti] = graph.Gradient(score, acts...)
+		for li, g := range grads[ti] {
+			grads[ti][li] = c.grids[li].Map(g)
+		}
+	}
+	return grads
+}
+
+// layerMap is m's map [N,h,w] from a and g, [N,C,h,w]: m.Map, or with
+// EigenSmooth the first principal component of m's terms.
+func (c *CAM) layerMap(m Method, a, g *graph.Node) *graph.Node {
+	if c.eigenSmooth {
+		return c.reduceTerms(m.(termsMethod).terms(a, g))
+	}
+	return m.Map(a, g)
+}
+
+// reduceTerms turns a method's terms T [N,C,h,w] into its map [N,h,w]:
+// their sum over channels, or with EigenSmooth their first principal component.
+func (c *CAM) reduceTerms(t *graph.Node) *graph.Node {
+	if c.eigenSmooth {
+		return FirstComponent(t)
+	}
+	return graph.ReduceSum(t, 1)
+}
+
+// checkPasses refuses, before anything runs, a batch of n images that needs
+// more than [Builder.MaxPasses] forward passes: what says what the passes
+// are, hint how to need fewer.
+func (c *CAM) checkPasses(name string, n int, what, hint string) error {
+	if total := c.Passes(n); c.maxPasses > 0 && total > c.maxPasses {
+		return fmt.Errorf("%s needs %d forward passes of one image for %d image(s) %s, more than the limit of %d; raise the limit, explain fewer images at once, or %s",
+			name, total, n, what, c.maxPasses, hint)
+	}
+	return nil
 }
 
 // finish turns raw maps, one [N,K,h,w] per layer, into the maps [N,K,H,W] at

@@ -30,12 +30,14 @@ type inputMethod interface {
 	needsLayers() bool
 }
 
-// pointMethod is an input method whose gradient is the mean over S points
-// of each image (noisy copies, a path from a baseline) instead of the
-// gradient at the image. [CAM.explainPoints] evaluates the points in calls
-// of the model of at most [Builder.PointsPerCall] points.
+// pointMethod is a method whose gradient is averaged over S points of each
+// image (noisy copies, a path from a baseline) instead of taken at the
+// image. [CAM.explainPoints] evaluates the points in calls of the model of
+// at most [Builder.PointsPerCall] points. An input method among them
+// averages the gradient at the input; a [layerPointMethod] the powers of
+// the gradient at the layers.
 type pointMethod interface {
-	inputMethod
+	Method
 	// samples is the number S of points per image.
 	samples() int
 	// pointInput returns what points needs for points first..first+count−1
@@ -46,6 +48,19 @@ type pointMethod interface {
 	// (what pointInput returned), [count·N, ...] in the model's layout with
 	// point s of image n at s·N + n.
 	points(x, in *graph.Node) *graph.Node
+}
+
+// layerPointMethod is a point method of the CAM family: the CAM averages
+// the first moments() powers of the layers' gradient over the points,
+// D_p = (1/S) Σ_s g_sᵖ with g_s = ∂score/∂A at point s, and the method's
+// terms (see termsMethod) come from momentTerms(A, [D₁, ..., D_m]), A the
+// activation of the image itself. terms(a, g) is momentTerms(a, g, g², ...),
+// the method at a single point.
+type layerPointMethod interface {
+	pointMethod
+	termsMethod
+	moments() int
+	momentTerms(a *graph.Node, d []*graph.Node) *graph.Node
 }
 
 // SaliencyMethod is vanilla gradient saliency (Simonyan et al., 2014):
@@ -74,20 +89,11 @@ func (m SmoothGradMethod) samples() int                     { return max(m.Sampl
 func (m SmoothGradMethod) guided() bool                     { return false }
 func (m SmoothGradMethod) needsLayers() bool                { return false }
 
-// pointInput is the noise ε of the points, [count, n, dims...]: the part of
-// NormalNoise(Seed, S·total·size) laid out [S, total, dims...] that they take.
 func (m SmoothGradMethod) pointInput(first, count, img, n, total int, dims []int) *tensors.Tensor {
-	size := 1
-	for _, d := range dims {
-		size *= d
-	}
-	noise := make([]float32, count*n*size)
-	for s := range count {
-		normalNoiseAt(noise[s*n*size:(s+1)*n*size], m.Seed, ((first+s)*total+img)*size)
-	}
-	return tensors.FromFlatDataAndDimensions(noise, append([]int{count, n}, dims...)...)
+	return noiseInput(m.Seed, first, count, img, n, total, dims)
 }
 
+// points are x + σ·ε, σ = Sigma·(max x − min x) per image.
 func (m SmoothGradMethod) points(x, noise *graph.Node) *graph.Node {
 	rank := x.Rank()
 	axes := make([]int, rank-1)
@@ -96,9 +102,31 @@ func (m SmoothGradMethod) points(x, noise *graph.Node) *graph.Node {
 	}
 	hi := graph.ReduceAndKeep(x, graph.ReduceMax, axes...)
 	lo := graph.ReduceAndKeep(x, graph.ReduceMin, axes...)
-	sigma := graph.MulScalar(graph.Sub(hi, lo), m.Sigma) // [N,1,1,1]
-	pts := graph.Add(graph.ExpandAxes(x, 0), graph.Mul(graph.ExpandAxes(sigma, 0), graph.ConvertDType(noise, x.DType())))
-	return mergeLeading(pts)
+	return noisyPoints(x, noise, graph.MulScalar(graph.Sub(hi, lo), m.Sigma)) // σ [N,1,1,1]
+}
+
+// noiseInput is the noise ε of points first..first+count−1 of images
+// img..img+n−1 of a batch of total images, [count, n, dims...]: the part of
+// NormalNoise(seed, S·total·size) laid out [S, total, dims...] that they take.
+func noiseInput(seed uint64, first, count, img, n, total int, dims []int) *tensors.Tensor {
+	size := 1
+	for _, d := range dims {
+		size *= d
+	}
+	noise := make([]float32, count*n*size)
+	for s := range count {
+		normalNoiseAt(noise[s*n*size:(s+1)*n*size], seed, ((first+s)*total+img)*size)
+	}
+	return tensors.FromFlatDataAndDimensions(noise, append([]int{count, n}, dims...)...)
+}
+
+// noisyPoints are the points x + σ·ε [count·N, ...] of x [N,...] and the
+// noise ε [count,N,...], for σ [N,1,...] or a scalar.
+func noisyPoints(x, noise, sigma *graph.Node) *graph.Node {
+	if sigma.Rank() > 0 {
+		sigma = graph.ExpandAxes(sigma, 0)
+	}
+	return mergeLeading(graph.Add(graph.ExpandAxes(x, 0), graph.Mul(sigma, graph.ConvertDType(noise, x.DType()))))
 }
 
 // IntegratedGradientsMethod integrates the gradient along the straight path
@@ -191,17 +219,26 @@ func mergeLeading(x *graph.Node) *graph.Node {
 
 // explainPoints runs a point method: the gradients at the points, in calls
 // of at most [Builder.PointsPerCall] points (see pointPlan), summed over the
-// calls into the mean gradient ḡ [N,K,...x's dims], then the maps from ḡ.
-// Each call also runs the model on its images as they are, for their logits
-// and classes: one forward pass per call is cheaper in memory than a graph
+// calls into their means (the mean gradient ḡ [N,K,...x's dims] at the
+// input, or for a layerPointMethod the means of its powers at each layer),
+// then the maps from the means. Each call also runs the model on its images
+// as they are, for their logits and classes (and a layer method's
+// activations): one forward pass per call is cheaper in memory than a graph
 // of its own, which would hold its own copy of the weights.
 func (c *CAM) explainPoints(pm pointMethod, x *tensors.Tensor, t Target, given *tensors.Tensor) (*Result, error) {
 	dims := x.Shape().Dimensions
 	n, s := dims[0], pm.samples()
-	size := x.Shape().Size() / n
-	var sum, logits []float32 // Σ_s ∂score_k/∂x at point s [N,K,...]; logits [N,classes]
-	var classes []int32       // [N,K]
-	var k, numClasses int
+	if err := c.checkPasses(pm.Name(), n, fmt.Sprintf("(%d points of each image)", s), "use fewer samples or steps"); err != nil {
+		return nil, err
+	}
+	// The call's outputs: logits, classes, then the sums over its points
+	// (summed over the calls too), then what is kept from the first call
+	// (a layer method's activations).
+	var sums, kept [][]float32
+	var sumDims, keptDims [][]int
+	var logits []float32
+	var classes []int32 // [N,K]
+	var k, numClasses, numSums int
 	pl := c.plan(n, s)
 	fn, key := c.pointsGraph(pm, t, pl.per), c.key("points-chunk", t, fmt.Sprint(pl.per))
 	batch := []*tensors.Tensor{x}
@@ -209,12 +246,11 @@ func (c *CAM) explainPoints(pm pointMethod, x *tensors.Tensor, t Target, given *
 		batch = append(batch, given)
 	}
 	err := pl.run(batch, func(p, skip, first int, group []*tensors.Tensor) error {
-		g := group[0].Shape().Dimensions[0]
 		keep := make([]float32, pl.per) // 0 for the points an earlier call evaluated
 		for j := skip; j < pl.per; j++ {
 			keep[j] = 1
 		}
-		in := pm.pointInput(p, pl.per, first, g, n, dims[1:])
+		in := pm.pointInput(p, pl.per, first, group[0].Shape().Dimensions[0], n, dims[1:])
 		defer in.FinalizeAll()
 		args := []any{group[0]}
 		if given != nil {
@@ -225,36 +261,85 @@ func (c *CAM) explainPoints(pm pointMethod, x *tensors.Tensor, t Target, given *
 			return err
 		}
 		defer finalizeAll(outs)
-		if sum == nil {
+		if sums == nil {
 			k, numClasses = outs[1].Shape().Dimensions[1], outs[0].Shape().Dimensions[1]
-			sum, logits, classes = make([]float32, n*k*size), make([]float32, n*numClasses), make([]int32, n*k)
+			logits, classes = make([]float32, n*numClasses), make([]int32, n*k)
+			numSums = 1
+			if _, ok := pm.(layerPointMethod); ok {
+				numSums = len(c.layers)
+			}
+			for i, o := range outs[2:] {
+				d := append([]int{n}, o.Shape().Dimensions[1:]...)
+				buf := make([]float32, o.Shape().Size()/o.Shape().Dimensions[0]*n)
+				if i < numSums {
+					sums, sumDims = append(sums, buf), append(sumDims, d)
+				} else {
+					kept, keptDims = append(kept, buf), append(keptDims, d)
+				}
+			}
 		}
 		if p == 0 {
 			copy(logits[first*numClasses:], tensors.MustCopyFlatData[float32](outs[0]))
 			copy(classes[first*k:], tensors.MustCopyFlatData[int32](outs[1]))
-		}
-		return tensors.ConstFlatData(outs[2], func(grad []float32) { // [G,K,...]
-			dst := sum[first*k*size:]
-			for i, v := range grad {
-				dst[i] += v
+			for i, o := range outs[2+numSums:] {
+				size := len(kept[i]) / n
+				copy(kept[i][first*size:], tensors.MustCopyFlatData[float32](o))
 			}
-		})
+		}
+		for i, o := range outs[2 : 2+numSums] {
+			size := len(sums[i]) / n
+			if err := tensors.ConstFlatData(o, func(v []float32) { // [G,K,...]
+				dst := sums[i][first*size:]
+				for j, u := range v {
+					dst[j] += u
+				}
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
 	}, nil)
 	if err != nil {
 		return nil, err
 	}
-	for i := range sum {
-		sum[i] /= float32(s)
-	}
-	outs, err := c.exec(c.key("points-maps", t), c.mapsGraph(t, func(scores *graph.Node, inputs []*graph.Node) []*graph.Node {
-		x, mean := inputs[0], inputs[1]
-		gs := make([]*graph.Node, mean.Shape().Dimensions[1])
-		for ti := range gs {
-			gs[ti] = graph.Reshape(graph.SliceAxis(mean, 1, graph.AxisElem(ti)), x.Shape().Dimensions...)
+	final := []any{tensors.FromFlatDataAndDimensions(logits, n, numClasses), tensors.FromFlatDataAndDimensions(classes, n, k), x}
+	for i, sum := range sums {
+		for j := range sum {
+			sum[j] /= float32(s)
 		}
-		return []*graph.Node{c.gradientMaps(pm, x, gs, nil)}
-	}), tensors.FromFlatDataAndDimensions(logits, n, numClasses), tensors.FromFlatDataAndDimensions(classes, n, k),
-		x, tensors.FromFlatDataAndDimensions(sum, append([]int{n, k}, dims[1:]...)...))
+		final = append(final, tensors.FromFlatDataAndDimensions(sum, sumDims[i]...))
+	}
+	for i, v := range kept {
+		final = append(final, tensors.FromFlatDataAndDimensions(v, keptDims[i]...))
+	}
+	outs, err := c.exec(c.key("points-maps", t), c.mapsGraph(t, func(_ *graph.Node, inputs []*graph.Node) []*graph.Node {
+		x, means := inputs[0], inputs[1:]
+		lm, ok := pm.(layerPointMethod)
+		if !ok {
+			mean := means[0]
+			gs := make([]*graph.Node, mean.Shape().Dimensions[1])
+			for ti := range gs {
+				gs[ti] = graph.Reshape(graph.SliceAxis(mean, 1, graph.AxisElem(ti)), x.Shape().Dimensions...)
+			}
+			return []*graph.Node{c.gradientMaps(pm.(inputMethod), x, gs, nil)}
+		}
+		layers := len(c.layers)
+		raws := make([]*graph.Node, layers)
+		for li := range raws {
+			d, a := means[li], means[layers+li] // [N,K,M,C,h,w], [N,C,h,w]
+			perTarget := make([]*graph.Node, d.Shape().Dimensions[1])
+			for ti := range perTarget {
+				dt := graph.SliceAxis(d, 1, graph.AxisElem(ti))
+				ms := make([]*graph.Node, lm.moments())
+				for mi := range ms {
+					ms[mi] = graph.Reshape(graph.SliceAxis(dt, 2, graph.AxisElem(mi)), a.Shape().Dimensions...)
+				}
+				perTarget[ti] = c.reduceTerms(lm.momentTerms(a, ms))
+			}
+			raws[li] = graph.Stack(perTarget, 1)
+		}
+		return raws
+	}), final...)
 	if err != nil {
 		return nil, err
 	}
@@ -266,10 +351,17 @@ func (c *CAM) explainPoints(pm pointMethod, x *tensors.Tensor, t Target, given *
 // [G,K] (int32), the points' input (see pointMethod.pointInput) for per
 // points of each image, and a weight [per] (1, or 0 for a point to leave
 // out); outputs the logits of x itself, the classes [G,K] explained (chosen
-// on them) and the weighted sum over the points of the gradient of each
-// target's score, [G,K,...x's dims].
+// on them), then the weighted sums over the points: of an input method,
+// the gradient of each target's score, [G,K,...x's dims]; of a
+// layerPointMethod, per layer, the gradient's powers at the layer,
+// [G,K,M,C,h,w], followed by each layer's activation of x itself [G,C,h,w].
 func (c *CAM) pointsGraph(pm pointMethod, t Target, per int) func(*model.Scope, []*graph.Node) []*graph.Node {
 	m := c.runner.Model()
+	lm, onLayers := pm.(layerPointMethod)
+	var layers []string
+	if onLayers {
+		layers = c.layers
+	}
 	return func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
 		x, rest := inputs[0], inputs[1:]
 		var given *graph.Node
@@ -278,27 +370,50 @@ func (c *CAM) pointsGraph(pm pointMethod, t Target, per int) func(*model.Scope, 
 		}
 		in, keep := rest[0], rest[1]
 		dims := x.Shape().Dimensions
-		logits, _ := m.Forward(scope, x, nil)
+		logits, acts := m.Forward(scope, x, layers)
 		logits = c.logits(t, logits)
 		classes, _ := t.scores(logits, given)
 		g, k := dims[0], classes.Shape().Dimensions[1]
 		xs := pm.points(x, in)
-		logitsP, _ := m.Forward(scope, xs, nil)
+		logitsP, actsP := m.Forward(scope, xs, layers)
 		logitsP = c.logits(t, logitsP)
 		classesP := mergeLeading(graph.BroadcastToDims(graph.ExpandAxes(classes, 0), per, g, k))
-		grads := inputGradients(pm, m.Name(), xs, logitsP, func(l *graph.Node) *graph.Node { return t.rescore(l, classesP) })
-		wShape := make([]int, len(dims)+1)
-		for i := range wShape {
-			wShape[i] = 1
+		w := graph.ConvertDType(keep, x.DType())
+		sum := func(v *graph.Node) *graph.Node { // Σ_s w_s v_s [G,...] of v [per·G,...]
+			d := v.Shape().Dimensions
+			wShape := make([]int, len(d)+1)
+			for i := range wShape {
+				wShape[i] = 1
+			}
+			wShape[0] = per
+			v = graph.Reshape(v, append([]int{per, g}, d[1:]...)...)
+			return graph.ReduceSum(graph.Mul(v, graph.Reshape(w, wShape...)), 0)
 		}
-		wShape[0] = per
-		w := graph.ConvertDType(graph.Reshape(keep, wShape...), x.DType())
-		sums := make([]*graph.Node, len(grads))
-		for ti, gr := range grads {
-			gr = graph.Reshape(gr, append([]int{per, g}, dims[1:]...)...)
-			sums[ti] = graph.ReduceSum(graph.Mul(gr, w), 0)
+		outs := []*graph.Node{logits, classes}
+		if !onLayers {
+			grads := inputGradients(pm.(inputMethod), m.Name(), xs, logitsP, func(l *graph.Node) *graph.Node { return t.rescore(l, classesP) })
+			sums := make([]*graph.Node, len(grads))
+			for ti, gr := range grads {
+				sums[ti] = sum(gr)
+			}
+			return append(outs, graph.Stack(sums, 1))
 		}
-		return []*graph.Node{logits, classes, graph.Stack(sums, 1)}
+		grads := c.layerGradients(pm, logitsP, actsP, t.rescore(logitsP, classesP)) // [K][L]
+		for li := range layers {
+			perTarget := make([]*graph.Node, k)
+			for ti := range perTarget {
+				ps := powers(grads[ti][li], lm.moments())
+				for mi, p := range ps {
+					ps[mi] = sum(p)
+				}
+				perTarget[ti] = graph.Stack(ps, 1) // [G,M,C,h,w]
+			}
+			outs = append(outs, graph.Stack(perTarget, 1))
+		}
+		for li, a := range acts {
+			outs = append(outs, c.grids[li].Map(a))
+		}
+		return outs
 	}
 }
 

@@ -39,10 +39,9 @@ func (c *CAM) explainMasks(mm maskMethod, x *tensors.Tensor, t Target, given *te
 	n := x.Shape().Dimensions[0]
 	total := c.Passes(n)
 	in := c.runner.Model().Input()
-	if c.maxPasses > 0 && total > c.maxPasses {
-		return nil, fmt.Errorf("%s needs %d forward passes of one image for %d image(s) (%d masked copies of each %d×%d image), more than the limit of %d; "+
-			"raise the limit, explain fewer images at once, or use fewer masks (a larger stride)",
-			mm.Name(), total, n, mm.masks(in.Height, in.Width), in.Width, in.Height, c.maxPasses)
+	if err := c.checkPasses(mm.Name(), n, fmt.Sprintf("(%d masked copies of each %d×%d image)", mm.masks(in.Height, in.Width), in.Width, in.Height),
+		"use fewer masks (a larger stride)"); err != nil {
+		return nil, err
 	}
 	m := c.runner.Model()
 	args := []any{x}

@@ -22,7 +22,8 @@ import (
 // model on masked copies of the input and need no layer, nor does
 // [FullGrad], which adds bias-gradient terms to an input attribution;
 // [FinerCAM] is Grad-CAM of a score that sets the class against its nearest
-// classes.
+// classes; [SmoothGradCAMPlusPlus] averages the layers' gradient over noisy
+// copies of the input, as SmoothGrad does at the input.
 type Method interface {
 	// Name is the method's name on the command line, e.g. "gradcam".
 	Name() string
@@ -48,6 +49,8 @@ func (m ChannelWeights) Map(a, g *graph.Node) *graph.Node {
 	return graph.Einsum("nc,nchw->nhw", m.Weights(a, g), a)
 }
 
+func (m ChannelWeights) terms(a, g *graph.Node) *graph.Node { return weighted(m.Weights(a, g), a) }
+
 // Elementwise is a Method whose map is Σ_k T_k, a sum over channels of a
 // per-element term T [N,C,h,w] of the activation and gradient.
 type Elementwise struct {
@@ -62,6 +65,22 @@ func (m Elementwise) Name() string { return m.MethodName }
 
 // Map sums the term over channels.
 func (m Elementwise) Map(a, g *graph.Node) *graph.Node { return graph.ReduceSum(m.Term(a, g), 1) }
+
+func (m Elementwise) terms(a, g *graph.Node) *graph.Node { return m.Term(a, g) }
+
+// termsMethod is a method whose map is the sum over channels of a matrix
+// T [N,C,h,w] of the activation and gradient (w_k A_k for channel weights):
+// with [Builder.EigenSmooth] the map is FirstComponent(T) instead.
+type termsMethod interface {
+	Method
+	terms(a, g *graph.Node) *graph.Node
+}
+
+// weighted is w_k A_k [N,C,h,w] for channel weights w [N,C] and a [N,C,h,w].
+func weighted(w, a *graph.Node) *graph.Node {
+	d := w.Shape().Dimensions
+	return graph.Mul(graph.Reshape(w, d[0], d[1], 1, 1), a)
+}
 
 // Projection is a Method whose map is the projection of a per-element matrix
 // M [N,C,h,w] of the activation and gradient on its first principal
@@ -81,6 +100,17 @@ func (m Projection) Name() string { return m.MethodName }
 
 // Map projects M on its first principal component.
 func (m Projection) Map(a, g *graph.Node) *graph.Node { return FirstComponent(m.Matrix(a, g)) }
+
+func (m Projection) needsGradient() bool { return !m.GradientFree }
+
+// needsGradient reports whether m's map uses the gradient: only a method
+// that says otherwise (implementing needsGradient) is spared computing it.
+func needsGradient(m Method) bool {
+	if gm, ok := m.(interface{ needsGradient() bool }); ok {
+		return gm.needsGradient()
+	}
+	return true
+}
 
 // The CAM family. A is the layer activation [C,h,w] of one image, g = ∂score/∂A,
 // k runs over channels and ij over positions. Every map is signed here; the
@@ -115,14 +145,7 @@ var (
 	// w_k = Σ_ij α_kij relu(g_kij); map = Σ_k w_k A_k.
 	GradCAMPlusPlus Method = ChannelWeights{
 		MethodName: "gradcam++",
-		Weights: func(a, g *graph.Node) *graph.Node {
-			g2 := graph.Square(g)
-			g3 := graph.Mul(g2, g)
-			sumA := graph.ReduceAndKeep(a, graph.ReduceSum, 2, 3)
-			alpha := graph.Div(g2, graph.AddScalar(graph.Add(graph.MulScalar(g2, 2), graph.Mul(sumA, g3)), 1e-6))
-			alpha = graph.Where(graph.Equal(g, graph.ZerosLike(g)), graph.ZerosLike(alpha), alpha)
-			return graph.ReduceSum(graph.Mul(alpha, activation.Relu(g)), 2, 3)
-		},
+		Weights:    func(a, g *graph.Node) *graph.Node { return plusPlusWeights(a, powers(g, 3)) },
 	}
 
 	// XGradCAM (Fu et al., 2020): w_k = Σ_ij g_kij A_kij / (Σ_ij A_kij + 1e-7);
@@ -158,6 +181,27 @@ var (
 	}
 )
 
+// plusPlusWeights are Grad-CAM++'s channel weights [N,C] from the
+// activation a and d = [D₁, D₂, D₃], the gradient's first three powers (at
+// the image, or averaged over noisy copies for [SmoothGradCAMPlusPlus]):
+// α = D₂ / (2D₂ + (Σ_ij A_k) D₃ + 1e-6), 0 where D₂ = 0;
+// w_k = Σ_ij α_kij relu(D₁_kij).
+func plusPlusWeights(a *graph.Node, d []*graph.Node) *graph.Node {
+	sumA := graph.ReduceAndKeep(a, graph.ReduceSum, 2, 3)
+	alpha := graph.Div(d[1], graph.AddScalar(graph.Add(graph.MulScalar(d[1], 2), graph.Mul(sumA, d[2])), 1e-6))
+	alpha = graph.Where(graph.Equal(d[1], graph.ZerosLike(d[1])), graph.ZerosLike(alpha), alpha)
+	return graph.ReduceSum(graph.Mul(alpha, activation.Relu(d[0])), 2, 3)
+}
+
+// powers returns g, g², ..., gᵐ.
+func powers(g *graph.Node, m int) []*graph.Node {
+	out := []*graph.Node{g}
+	for len(out) < m {
+		out = append(out, graph.Mul(out[len(out)-1], g))
+	}
+	return out
+}
+
 // Methods lists the methods by name, for command lines.
 var Methods = map[string]Method{}
 
@@ -167,6 +211,7 @@ func init() {
 		ScoreCAM, AblationCAM, SSCAM, ISCAM, FasterScoreCAM,
 		Saliency, SmoothGrad, IntegratedGradients, GuidedBackprop, GuidedGradCAM,
 		Occlusion, RISE, FinerCAM, FullGrad,
+		SmoothGradCAMPlusPlus, KPCACAM,
 	} {
 		Methods[m.Name()] = m
 	}

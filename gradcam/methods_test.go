@@ -194,7 +194,8 @@ func TestTopKAndLayersForEveryKindOfMethod(t *testing.T) {
 	man := loadMethods(t)
 	l1, l2 := man.Layers["layer1"], man.Layers["layer2"]
 	for _, m := range []gradcam.Method{gradcam.GradCAMPlusPlus, gradcam.EigenGradCAM, gradcam.ScoreCAM, gradcam.AblationCAM,
-		gradcam.SmoothGradMethod{Samples: 3, Sigma: 0.1, Seed: 1}, gradcam.IntegratedGradientsMethod{Steps: 4}, gradcam.GuidedGradCAM} {
+		gradcam.SmoothGradMethod{Samples: 3, Sigma: 0.1, Seed: 1}, gradcam.IntegratedGradientsMethod{Steps: 4}, gradcam.GuidedGradCAM,
+		gradcam.SmoothGradCAMPlusPlusMethod{Samples: 3, Std: 0.2, Seed: 1}, gradcam.KPCACAM} {
 		t.Run(m.Name(), func(t *testing.T) {
 			layers := []string{l1, l2}
 			if m == gradcam.GuidedGradCAM {

@@ -327,11 +327,18 @@ func TestScoreCAMPassLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cam.Passes(3); got != 96 {
-		t.Errorf("Passes(3) = %d, want 3 images × 32 channels = 96", got)
+	checkPassLimit(t, cam, x, 96, "scorecam needs 96 forward passes", "(32 channels)", "more than the limit of 50")
+}
+
+// checkPassLimit checks that cam counts passes passes for the batch x and
+// refuses it with an error that contains each of wants.
+func checkPassLimit(t *testing.T, cam *gradcam.CAM, x *tensors.Tensor, passes int, wants ...string) {
+	t.Helper()
+	if got := cam.Passes(x.Shape().Dimensions[0]); got != passes {
+		t.Errorf("Passes = %d, want %d", got, passes)
 	}
-	_, err = cam.Explain(x, gradcam.Top(1))
-	for _, want := range []string{"scorecam needs 96 forward passes", "(32 channels)", "more than the limit of 50"} {
+	_, err := cam.Explain(x, gradcam.Top(1))
+	for _, want := range wants {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("err = %v, want it to contain %q", err, want)
 		}

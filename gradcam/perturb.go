@@ -121,6 +121,8 @@ func (p Perturbation) cost() (passes, fewer string) {
 // scoreWeights are Score-CAM's weights, w = softmax_k(s) of the passes' scores s.
 func scoreWeights(_, perturbed *graph.Node) *graph.Node { return graph.Softmax(perturbed, 2) }
 
+func (p Perturbation) terms(a, w *graph.Node) *graph.Node { return weighted(w, a) }
+
 var (
 	// ScoreCAM (Wang et al., 2020): each channel A_k, upsampled to the input
 	// size (bilinear, align_corners=True, as pytorch-grad-cam's
@@ -157,11 +159,9 @@ var (
 func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, given *tensors.Tensor) (*Result, error) {
 	n := x.Shape().Dimensions[0]
 	total := c.Passes(n)
-	if c.maxPasses > 0 && total > c.maxPasses {
-		passes, fewer := p.cost()
-		return nil, fmt.Errorf("%s needs %d forward passes of one image for %d image(s) at %s (%s), more than the limit of %d; "+
-			"raise the limit, explain fewer images at once, or pick a layer with fewer channels%s",
-			p.Name(), total, n, c.describeChannels(), passes, c.maxPasses, fewer)
+	passes, fewer := p.cost()
+	if err := c.checkPasses(p.Name(), n, fmt.Sprintf("at %s (%s)", c.describeChannels(), passes), "pick a layer with fewer channels"+fewer); err != nil {
+		return nil, err
 	}
 
 	// The unperturbed images: logits, classes, activations read as maps,
@@ -272,7 +272,7 @@ func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, g
 			d := w.Shape().Dimensions
 			perTarget := make([]*graph.Node, d[1])
 			for ti := range perTarget {
-				perTarget[ti] = p.Map(a, graph.Reshape(graph.SliceAxis(w, 1, graph.AxisElem(ti)), d[0], d[2]))
+				perTarget[ti] = c.layerMap(p, a, graph.Reshape(graph.SliceAxis(w, 1, graph.AxisElem(ti)), d[0], d[2]))
 			}
 			raws[li] = graph.Stack(perTarget, 1)
 		}

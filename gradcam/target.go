@@ -34,6 +34,9 @@ type Target struct {
 	segment bool
 	region  *heatmap.Map // Segment's region; nil: where the class is predicted.
 	err     error        // A bad argument of the constructor, reported by Explain.
+	// perImage > 0: classes holds perImage classes of each image, [N,perImage]
+	// (the classes chosen on an image, kept for its augmented copies).
+	perImage int
 }
 
 // Top explains, for each image, its k highest-scoring classes, best first.
@@ -49,6 +52,12 @@ func Class(classes ...int) Target { return Target{classes: classes} }
 func Output(indices ...int) Target { return Target{classes: indices, output: true} }
 
 var targetIDs atomic.Int64
+
+// chosen is t with the classes [N,K], K per image, already chosen.
+func (t Target) chosen(classes []int, k int) Target {
+	t.classes, t.perImage, t.k = classes, k, 0
+	return t
+}
 
 // Score explains a function of the logits [N,classes] that returns one score
 // per image [N] (or K scores [N,K]), such as a softmax probability or a sum of
@@ -132,7 +141,9 @@ func Counterfactual(t Target) Target {
 // per image keeps those images' classes; every other target is the same for
 // any image.
 func (t Target) images(start, end int) Target {
-	if len(t.classes) > 1 {
+	if t.perImage > 0 {
+		t.classes = t.classes[start*t.perImage : end*t.perImage]
+	} else if len(t.classes) > 1 {
 		t.classes = t.classes[start:end]
 	}
 	return t
@@ -202,6 +213,12 @@ func (t Target) classInput(n int, output []int) (*tensors.Tensor, error) {
 	switch {
 	case t.fn != nil:
 		return nil, nil
+	case t.perImage > 0:
+		idx := make([]int32, len(t.classes))
+		for i, c := range t.classes {
+			idx[i] = int32(c)
+		}
+		return tensors.FromFlatDataAndDimensions(idx, n, t.perImage), nil
 	case t.classes != nil:
 		what, plural := "class", "classes"
 		if t.output {

@@ -235,6 +235,10 @@ func TestSegmentTargetMatchesPyTorch(t *testing.T) {
 			t.Errorf("%v: error %v, want one that says %q", tc.target, err, tc.want)
 		}
 	}
+	// Mirrored copies would explain another region.
+	if _, err := gradcam.New(r, man.Segment.Layer).AugSmooth(true).Explain(x, gradcam.Segment(2, region)); err == nil || !strings.Contains(err.Error(), "give a zero region") {
+		t.Errorf("AugSmooth with a Segment region: %v", err)
+	}
 	// A classifier's output is not a segmentation's.
 	rt, xt, _ := loadTiny(t)
 	if _, err := gradcam.New(rt).Explain(xt, gradcam.Segment(0, heatmap.Map{})); err == nil || !strings.Contains(err.Error(), "not a segmentation") {
