@@ -237,6 +237,8 @@ func (f *camFlags) check() (gradcam.Target, error) {
 		return gradcam.Target{}, usageError{errors.New("give --image or --input, not both")}
 	case f.method == "all" && f.outPNG == "":
 		return gradcam.Target{}, usageError{errors.New("--method all draws one comparison panel: give --out-png")}
+	case f.method == "all" && f.layers.eigenSmooth:
+		return gradcam.Target{}, usageError{errors.New("--eigen-smooth applies to the CAM-family methods only; give one --method, not all")}
 	case f.method == "all" && f.outNPY != "":
 		return gradcam.Target{}, usageError{errors.New("--method all writes only the --out-png panel; run one method at a time for --out-npy")}
 	case f.method != "all" && gradcam.Methods[f.method] == nil:

@@ -214,13 +214,17 @@ func printMetric(w io.Writer, ev *metrics.Evaluator, metric, name, score string,
 	return nil
 }
 
-// layerFlags are --layer and --grid, as cam, eval and report take them.
+// layerFlags are --layer and --grid, and how the maps at the layers are
+// smoothed (--eigen-smooth, --aug-smooth), as cam, eval and report take them.
 type layerFlags struct {
-	names listFlag
-	grid  string
+	names                  listFlag
+	grid                   string
+	eigenSmooth, augSmooth bool
 }
 
 func (l *layerFlags) register(fs *flag.FlagSet, several string) {
+	fs.BoolVar(&l.eigenSmooth, "eigen-smooth", false, "a CAM-family method's map becomes the first principal component of its weighted activations (pytorch-grad-cam's eigen_smooth)")
+	fs.BoolVar(&l.augSmooth, "aug-smooth", false, "average the maps over horizontal flips and brightness ×0.9, ×1, ×1.1 of each image, mirrored back (pytorch-grad-cam's aug_smooth; 6× the cost)")
 	fs.Var(&l.names, "layer", "layer name(s), comma-separated ("+several+"): a node output or a PyTorch module path such as layer4 or features[-1] (see `convlens layers`; default: the last layer with spatial axes)")
 	fs.StringVar(&l.grid, "grid", "", "how the layer's activation reads as a map when its shape does not say: nchw, nhwc, or tokens:HxW+S for a transformer's tokens after S leading ones (default: from the shape)")
 }
@@ -230,7 +234,7 @@ func (l *layerFlags) register(fs *flag.FlagSet, several string) {
 // computed at the last layer with spatial axes, which stderr names, as it
 // names the node a module path stands for.
 func newCAM(r *models.Runner, layers layerFlags, m gradcam.Method, stderr io.Writer) (*gradcam.CAM, error) {
-	cam, err := gradcam.New(r, layers.names...).Method(m).Grid(layers.grid).Progress(func(p gradcam.Progress) {
+	cam, err := gradcam.New(r, layers.names...).Method(m).Grid(layers.grid).EigenSmooth(layers.eigenSmooth).AugSmooth(layers.augSmooth).Progress(func(p gradcam.Progress) {
 		fmt.Fprintf(stderr, "\r%s at %s: %d/%d passes", p.Method, p.Layer, p.Done, p.Total)
 		if p.Done == p.Total {
 			fmt.Fprintln(stderr)

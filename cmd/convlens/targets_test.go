@@ -11,8 +11,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/convlens/convlens/gradcam"
 	"github.com/convlens/convlens/internal/npy"
 	"github.com/convlens/convlens/internal/testutil"
+	"github.com/convlens/convlens/models"
+	"github.com/convlens/convlens/models/modeltest"
+	"github.com/gomlx/gomlx/core/tensors"
 )
 
 // targetFixture reads testdata/targets/manifest.json (scripts/reference/gen_targets.py).
@@ -136,5 +140,54 @@ func TestCamRefusesTwoTargets(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line saying %q", tc.args, code, stderr, tc.want)
 		}
+	}
+}
+
+// --eigen-smooth and --aug-smooth reach the library's options: the maps
+// equal the library's with the same options (themselves checked against
+// PyTorch in gradcam/smoothcams_test.go), and differ from the plain map.
+func TestCamSmoothingFlags(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain.npy")
+	if code, _, stderr := convlens(t, "cam", "--model", tinyModel, "--input", tinyInput, "--layer", tinyLast, "--out-npy", plain); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	base, _, err := npy.ReadFloat32(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := models.LoadONNX(tinyModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := models.NewRunner(modeltest.Backend(t), m)
+	data, shape := testutil.ReadNPY(t, tinyInput)
+	x := tensors.FromFlatDataAndDimensions(data, shape...)
+	for flag, b := range map[string]*gradcam.Builder{
+		"--eigen-smooth": gradcam.New(r, tinyLast).EigenSmooth(true),
+		"--aug-smooth":   gradcam.New(r, tinyLast).AugSmooth(true),
+	} {
+		lib, err := b.Explain(x, gradcam.Top(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, flag[2:]+".npy")
+		if code, _, stderr := convlens(t, "cam", "--model", tinyModel, "--input", tinyInput, "--layer", tinyLast, flag, "--out-npy", out); code != 0 {
+			t.Fatalf("%s: exit %d: %s", flag, code, stderr)
+		}
+		got, _, err := npy.ReadFloat32(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := testutil.MaxAbsDiff(got, base); e < 1e-2 {
+			t.Errorf("%s: the map is the plain one (max difference %.3g)", flag, e)
+		}
+		if e := testutil.MaxAbsDiff(got, lib.Normalized); e > 1e-6 {
+			t.Errorf("%s: the map differs from the library's by %.3g", flag, e)
+		}
+	}
+	code, _, stderr := convlens(t, "cam", "--model", tinyModel, "--input", tinyInput, "--method", "saliency", "--eigen-smooth")
+	if code != 1 || !strings.Contains(stderr, "EigenSmooth") {
+		t.Errorf("--eigen-smooth with saliency: exit %d, %q; want a refusal", code, stderr)
 	}
 }
