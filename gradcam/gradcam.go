@@ -57,13 +57,18 @@
 //     [GuidedGradCAM], which also needs layers;
 //   - [SmoothGradCAMPlusPlus], Grad-CAM++ of the gradient's powers averaged
 //     over noisy copies of the image, one forward and backward pass per copy;
-//   - [KPCACAM], EigenCAM with kernel PCA (a sigmoid kernel by default), no gradient.
+//   - [KPCACAM], EigenCAM with kernel PCA (a sigmoid kernel by default), no gradient;
+//   - [FinerCAM], Grad-CAM of the class against its nearest classes, and
+//     [FullGrad], the input gradient plus every bias's gradient term;
+//   - model-agnostic perturbation maps at the input, no layer: [Occlusion]
+//     (sliding windows) and [RISE] (random masks), one pass per mask.
 //
 // [Builder.ReLU] and [Builder.Normalize] switch the ReLU and the rescaling
 // below off for any method, for raw signed maps. [Builder.EigenSmooth]
 // makes a CAM-family map the first principal component of its per-channel
-// terms, and [Builder.AugSmooth] averages any method's maps over mirrored
-// and rescaled copies of the image, both as pytorch-grad-cam's options.
+// terms, and [Builder.AugSmooth] averages any method's maps over the image
+// and its mirror, each with its intensities ×0.9, ×1 and ×1.1, both as
+// pytorch-grad-cam's options.
 //
 // # Targets
 //
