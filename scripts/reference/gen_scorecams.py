@@ -63,9 +63,10 @@ CASES = [
 ]
 
 
-def channel_masks(a):
-    """a [C,h,w] -> M [C,64,64]: upsampled (align_corners=True), min-max per channel."""
-    up = F.interpolate(a[None], size=(SIZE, SIZE), mode="bilinear", align_corners=True)[0]
+def channel_masks(a, size):
+    """a [C,h,w] -> M [C,H,W], (H, W) = size, the input's: upsampled
+    (align_corners=True), min-max per channel."""
+    up = F.interpolate(a[None], size=tuple(size), mode="bilinear", align_corners=True)[0]
     lo = up.amin(dim=(1, 2), keepdim=True)
     hi = up.amax(dim=(1, 2), keepdim=True)
     return (up - lo) / (hi - lo + 1e-8)
@@ -86,10 +87,11 @@ def weigh(a, s, channels=None):
 
 def sscam(model, x, acts, classes, samples, sigma, seed):
     n, c = acts.shape[:2]
-    eps = torch.from_numpy(gm.normal_noise(seed, samples * n * c * SIZE * SIZE).reshape(samples, n, c, SIZE, SIZE))
+    h, w = x.shape[-2:]
+    eps = torch.from_numpy(gm.normal_noise(seed, samples * n * c * h * w).reshape(samples, n, c, h, w))
     raws = []
     for i in range(n):
-        m = channel_masks(acts[i])
+        m = channel_masks(acts[i], x.shape[-2:])
         s = torch.zeros(c, dtype=torch.float64)
         for k in range(c):
             for j in range(samples):
@@ -102,7 +104,7 @@ def iscam(model, x, acts, classes, samples):
     n, c = acts.shape[:2]
     raws = []
     for i in range(n):
-        m = channel_masks(acts[i])
+        m = channel_masks(acts[i], x.shape[-2:])
         s = torch.zeros(c, dtype=torch.float64)
         for k in range(c):
             coeff = 0.0
@@ -121,7 +123,7 @@ def fasterscorecam(model, x, acts, classes, channels):
         top = torch.topk(var, channels).indices
         order = torch.sort(var, descending=True).values
         gaps.append(float(order[channels - 1] / order[channels]))
-        m = channel_masks(acts[i])
+        m = channel_masks(acts[i], x.shape[-2:])
         s = torch.stack([logit(model, (x[i] * m[k])[None], classes[i])[0] for k in top.tolist()])
         raws.append(weigh(acts[i], s, top))
         kept.append(sorted(top.tolist()))
