@@ -515,8 +515,10 @@ FINER_CASES = [("layer2_conv2", "top1", {"alpha": 1.0, "compare": 3}, True),
                ("layer1", "classes147", {"alpha": 0.6, "compare": 2}, False)]
 
 
-def finercam_raw(model, x, layer, classes, alpha, compare):
-    logits, acts = forward_taps(model, x)
+def finercam_raw(model, x, layer, classes, alpha, compare, forward=None):
+    """Finer-CAM's raw map at `layer`; forward(model, x) -> (logits, taps by
+    layer name) gives the activations (default: tinycnn's forward_taps)."""
+    logits, acts = (forward or forward_taps)(model, x)
     a = acts[layer]
     ld = logits.detach().numpy()
     prob = torch.softmax(logits, dim=1)
@@ -558,10 +560,12 @@ def fullgrad_map(model, x, classes):
             h.remove()
     import cv2
 
-    def scale(t):  # [N,C,h,w] numpy: min-max each channel of each image, then resize to 64x64
+    height, width = x.shape[-2:]
+
+    def scale(t):  # [N,C,h,w] numpy: min-max each channel of each image, then resize to the input's size
         t = t - t.min(axis=(2, 3), keepdims=True)
         t = t / (np.float32(1e-7) + t.max(axis=(2, 3), keepdims=True))
-        return np.asarray([[cv2.resize(c, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR) for c in img] for img in t],
+        return np.asarray([[cv2.resize(c, (width, height), interpolation=cv2.INTER_LINEAR) for c in img] for img in t],
                           dtype=np.float32)
 
     total = scale(np.abs(grads[0].numpy() * x.numpy()).astype(np.float32)).sum(1)

@@ -62,9 +62,10 @@ CASES = [
 ]
 
 
-def channel_masks(a):
-    """a [C,h,w] -> M [C,64,64]: upsampled (align_corners=True), min-max per channel."""
-    up = F.interpolate(a[None], size=(SIZE, SIZE), mode="bilinear", align_corners=True)[0]
+def channel_masks(a, size):
+    """a [C,h,w] -> M [C,H,W], (H, W) = size, the input's: upsampled
+    (align_corners=True), min-max per channel."""
+    up = F.interpolate(a[None], size=tuple(size), mode="bilinear", align_corners=True)[0]
     lo = up.amin(dim=(1, 2), keepdim=True)
     hi = up.amax(dim=(1, 2), keepdim=True)
     return (up - lo) / (hi - lo + 1e-8)
@@ -75,6 +76,16 @@ def logit(model, xs, c):
     return model(xs)[:, c].double()
 
 
+def pass_logits(model, count, make, c, batch=1):
+    """The class-c logits, float64 [count], of the inputs make(p) [3,H,W] for
+    p = 0..count-1, run through the model `batch` at a time (1: one pass
+    each, as the tinycnn references are computed)."""
+    out = []
+    for p0 in range(0, count, batch):
+        out.append(logit(model, torch.stack([make(p) for p in range(p0, min(p0 + batch, count))]), c))
+    return torch.cat(out)
+
+
 def weigh(a, s, channels=None):
     """raw = sum_k softmax(s)_k A_k over the given channels (all by default)."""
     if channels is None:
@@ -83,36 +94,45 @@ def weigh(a, s, channels=None):
     return (w[:, None, None] * a[channels].double()).sum(0)
 
 
-def sscam(model, x, acts, classes, samples, sigma, seed):
+# Each variant takes `batch`, how many of its passes go through the model at
+# once (see pass_logits); pass p of channel k and sample j is p = k S + j.
+
+def sscam(model, x, acts, classes, samples, sigma, seed, batch=1):
     n, c = acts.shape[:2]
-    eps = torch.from_numpy(gm.normal_noise(seed, samples * n * c * SIZE * SIZE).reshape(samples, n, c, SIZE, SIZE))
+    h, w = x.shape[-2:]
+    eps = torch.from_numpy(gm.normal_noise(seed, samples * n * c * h * w).reshape(samples, n, c, h, w))
     raws = []
     for i in range(n):
-        m = channel_masks(acts[i])
+        m = channel_masks(acts[i], x.shape[-2:])
+        y = pass_logits(model, c * samples,
+                        lambda p: x[i] * (m[p // samples] + sigma * eps[p % samples, i, p // samples]), classes[i], batch)
         s = torch.zeros(c, dtype=torch.float64)
         for k in range(c):
             for j in range(samples):
-                s[k] += logit(model, (x[i] * (m[k] + sigma * eps[j, i, k]))[None], classes[i])[0]
+                s[k] += y[k * samples + j]
         raws.append(weigh(acts[i], s / samples))
     return torch.stack(raws), {}
 
 
-def iscam(model, x, acts, classes, samples):
+def iscam(model, x, acts, classes, samples, batch=1):
     n, c = acts.shape[:2]
+    coeffs, coeff = [], 0.0
+    for j in range(1, samples + 1):
+        coeff += j / samples
+        coeffs.append(coeff)
     raws = []
     for i in range(n):
-        m = channel_masks(acts[i])
+        m = channel_masks(acts[i], x.shape[-2:])
+        y = pass_logits(model, c * samples, lambda p: coeffs[p % samples] * (x[i] * m[p // samples]), classes[i], batch)
         s = torch.zeros(c, dtype=torch.float64)
         for k in range(c):
-            coeff = 0.0
-            for j in range(1, samples + 1):
-                coeff += j / samples
-                s[k] += logit(model, (coeff * (x[i] * m[k]))[None], classes[i])[0]
+            for j in range(samples):
+                s[k] += y[k * samples + j]
         raws.append(weigh(acts[i], s / samples))
     return torch.stack(raws), {}
 
 
-def fasterscorecam(model, x, acts, classes, channels):
+def fasterscorecam(model, x, acts, classes, channels, batch=1):
     n = acts.shape[0]
     raws, kept, gaps = [], [], []
     for i in range(n):
@@ -120,8 +140,9 @@ def fasterscorecam(model, x, acts, classes, channels):
         top = torch.topk(var, channels).indices
         order = torch.sort(var, descending=True).values
         gaps.append(float(order[channels - 1] / order[channels]))
-        m = channel_masks(acts[i])
-        s = torch.stack([logit(model, (x[i] * m[k])[None], classes[i])[0] for k in top.tolist()])
+        m = channel_masks(acts[i], x.shape[-2:])
+        ks = top.tolist()
+        s = pass_logits(model, len(ks), lambda p: x[i] * m[ks[p]], classes[i], batch)
         raws.append(weigh(acts[i], s, top))
         kept.append(sorted(top.tolist()))
     # The variance ratio of the last kept channel to the first one left out:

@@ -90,10 +90,11 @@ def export(model, x, name):
     return relus[1]
 
 
-def gradcam(model, x, score_fn):
-    """Raw Grad-CAM [N,8,8] at the trunk's output for the score score_fn(output) [N]."""
+def gradcam(model, x, score_fn, module=None):
+    """Raw Grad-CAM [N,h,w] at the output of `module` (default the trunk:
+    [N,8,8]) for the score score_fn(output) [N]."""
     acts = {}
-    h = model.trunk.register_forward_hook(lambda _m, _i, o: acts.__setitem__("a", o))
+    h = (module or model.trunk).register_forward_hook(lambda _m, _i, o: acts.__setitem__("a", o))
     out = model(x)
     h.remove()
     a = acts["a"]
@@ -102,6 +103,12 @@ def gradcam(model, x, score_fn):
     w = g.double().mean(dim=(2, 3))
     raw = (w[:, :, None, None] * a.detach().double()).sum(dim=1)
     return raw.float().numpy(), score.detach().numpy()
+
+
+def similarity_score(ref):
+    """The score of pytorch-grad-cam's SimilarityToConceptTarget: each output's
+    cosine similarity to the reference embedding ref [D]."""
+    return lambda o: F.cosine_similarity(o, ref[None, :].expand_as(o), dim=1, eps=1e-8)
 
 
 def save(name, arr):
@@ -151,7 +158,7 @@ def main():
     with torch.no_grad():
         ref = embed(ref_image)[0]
     manifest["embed"] = {"model": "embed.onnx", "layer": layer, "reference": [float(v) for v in ref], "targets": [
-        entry(embed, x, "embed_similarity", lambda o: F.cosine_similarity(o, ref[None, :].expand_as(o), dim=1, eps=1e-8)),
+        entry(embed, x, "embed_similarity", similarity_score(ref)),
     ]}
 
     seg = Segmenter().eval()
