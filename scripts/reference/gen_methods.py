@@ -358,7 +358,7 @@ def save(name, arr):
 def tiny_model():
     """The tiny CNN rebuilt in torch (gen_fixtures.build_model), eval mode,
     its input and logits, checked against testdata/tinycnn/logits.npy;
-    returns (model, x, logits, the fixture's logits)."""
+    returns (model, x, logits, the fixture's logits, their relative error)."""
     model = gen_fixtures.build_model()
     model.eval()
     x = torch.from_numpy(np.load(os.path.join(TESTDATA, "tinycnn", "input.npy")))
@@ -367,13 +367,13 @@ def tiny_model():
         logits = model(x)
     err = camref.rel_err(logits.numpy(), want)
     assert err < 1e-5, f"rebuilt model's logits differ from tinycnn/logits.npy by {err:.2e}"
-    return model, x, logits, want
+    return model, x, logits, want, err
 
 
 def main():
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
-    model, x, logits, want = tiny_model()
+    model, x, logits, want, err = tiny_model()
     man = json.load(open(os.path.join(TESTDATA, "tinycnn", "manifest.json")))
     for k in ("layer1", "layer2"):
         assert LAYERS[k] == man["layers"][k]["onnx_output"], k
@@ -612,7 +612,7 @@ def write_finercam(model, x, targets):
 
 def main_masks():
     torch.set_num_threads(1)
-    model, x, logits, want = tiny_model()
+    model, x, logits, want, err = tiny_model()
     targets = {"top1": logits.argmax(1), "classes147": torch.tensor([1, 4, 7])}
     write_masks(model, x, targets)
     write_finercam(model, x, targets)

@@ -156,7 +156,7 @@ METHODS = {"sscam": sscam, "iscam": iscam, "fasterscorecam": fasterscorecam}
 
 def main():
     torch.set_num_threads(1)
-    model, x, logits, _ = gm.tiny_model()
+    model, x, logits, _, err = gm.tiny_model()
     with torch.no_grad():
         _, acts = gm.forward_taps(model, x)
     targets = {"top1": logits.argmax(1), "classes147": torch.tensor([1, 4, 7])}

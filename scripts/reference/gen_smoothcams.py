@@ -238,7 +238,7 @@ KPCA_CASES = [  # (layer, target, kernel, gamma); gamma None = 1/C
 
 def main():
     torch.set_num_threads(1)
-    model, x, logits, _ = gm.tiny_model()
+    model, x, logits, _, err = gm.tiny_model()
     targets = {"top1": logits.argmax(1), "classes147": torch.tensor([1, 4, 7])}
     norm = lambda raw: camref.normalise_single(np.asarray(raw, dtype=np.float32), (SIZE, SIZE))  # noqa: E731
     man = {"generator": "scripts/reference/gen_smoothcams.py",
