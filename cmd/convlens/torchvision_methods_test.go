@@ -84,12 +84,18 @@ var tvMethods = map[string]func(o *options) gradcam.Method{
 	},
 	"iscam":          func(o *options) gradcam.Method { return gradcam.ISCAMMethod{Samples: o.i("samples")} },
 	"fasterscorecam": func(o *options) gradcam.Method { return gradcam.FasterScoreCAMMethod{Channels: o.i("channels")} },
+	"smoothgradcam++": func(o *options) gradcam.Method {
+		return gradcam.SmoothGradCAMPlusPlusMethod{Samples: o.i("samples"), Std: o.f("std"), Seed: uint64(o.f("seed"))}
+	},
+	"kpcacam": func(*options) gradcam.Method { return gradcam.KPCACAM },
 }
 
 // tvBuilderOptions applies an entry's Builder options ("builder" in the
-// manifest), by name. None yet: Builder.EigenSmooth and Builder.AugSmooth
-// will be one line each ("eigen_smooth", "aug_smooth").
-var tvBuilderOptions = map[string]func(b *gradcam.Builder, v any) *gradcam.Builder{}
+// manifest), by name.
+var tvBuilderOptions = map[string]func(b *gradcam.Builder, v any) *gradcam.Builder{
+	"eigen_smooth": func(b *gradcam.Builder, v any) *gradcam.Builder { return b.EigenSmooth(v == true) },
+	"aug_smooth":   func(b *gradcam.Builder, v any) *gradcam.Builder { return b.AugSmooth(v == true) },
+}
 
 // The check of the newer methods and targets on a torchvision
 // model: on resnet18 (random weights, calibrated BatchNorm, 96×96) every

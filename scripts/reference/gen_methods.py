@@ -166,8 +166,8 @@ def scores_of(logits, classes):
     return logits.gather(1, classes.view(-1, 1)).squeeze(1)
 
 
-def layer_grads(model, x, layer, classes):
-    logits, acts = forward_taps(model, x)
+def layer_grads(model, x, layer, classes, forward=None):
+    logits, acts = (forward or forward_taps)(model, x)
     a = acts[layer]
     g, = torch.autograd.grad(scores_of(logits, classes).sum(), a)
     return a.detach().double(), g.detach().double(), logits.detach()

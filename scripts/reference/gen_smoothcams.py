@@ -76,14 +76,16 @@ def save(name, arr):
 # ---------------------------------------------------------------------------
 # Smooth Grad-CAM++.
 
-def smooth_moments(model, x, layer, classes, samples, std, seed):
-    """(A of the image itself, [D_1, D_2, D_3]) at layer, float64 torch."""
+def smooth_moments(model, x, layer, classes, samples, std, seed, forward=None):
+    """(A of the image itself, [D_1, D_2, D_3]) at layer, float64 torch;
+    forward(model, x) returns the logits and the taps (default the tiny CNN's)."""
+    forward = forward or gm.forward_taps
     noise = torch.from_numpy(gm.normal_noise(seed, samples * x.numel()).reshape(samples, *x.shape))
-    _, taps = gm.forward_taps(model, x)
+    _, taps = forward(model, x)
     a = taps[layer].detach().double()
     d = [torch.zeros_like(a) for _ in range(3)]
     for s in range(samples):
-        logits, taps = gm.forward_taps(model, x + std * noise[s])
+        logits, taps = forward(model, x + std * noise[s])
         g, = torch.autograd.grad(gm.scores_of(logits, classes).sum(), taps[layer])
         g = g.double()
         for p in range(3):
@@ -183,8 +185,8 @@ def nonpsd_activation():
 # ---------------------------------------------------------------------------
 # The CAM family's per-channel terms, for eigen_smooth.
 
-def terms(method, model, x, layer, classes):
-    a, g, logits = gm.layer_grads(model, x, layer, classes)
+def terms(method, model, x, layer, classes, forward=None):
+    a, g, logits = gm.layer_grads(model, x, layer, classes, forward)
     if method == "gradcam":
         return g.mean(dim=(2, 3))[:, :, None, None] * a
     if method == "hirescam":
@@ -207,15 +209,15 @@ def terms(method, model, x, layer, classes):
 AUGMENTATIONS = [(flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1)]
 
 
-def aug_gradcam(model, x, layer, classes):
+def aug_gradcam(model, x, layer, classes, forward=None):
     raws, norms = [], []
     for flip, factor in AUGMENTATIONS:
         xa = x * factor
         if flip:
             xa = torch.flip(xa, dims=[3])
-        a, g, _ = gm.layer_grads(model, xa, layer, classes)
+        a, g, _ = gm.layer_grads(model, xa, layer, classes, forward)
         raw = (g.mean(dim=(2, 3))[:, :, None, None] * a).sum(1).float().numpy()
-        norm = camref.normalise_single(raw, (SIZE, SIZE))
+        norm = camref.normalise_single(raw, tuple(x.shape[-2:]))
         if flip:
             raw, norm = raw[:, :, ::-1], norm[:, :, ::-1]
         raws.append(raw)

@@ -20,7 +20,7 @@ seed; the Similarity target's reference embedding is the model's output (its
 
 Every reference is an independent PyTorch/NumPy implementation of its
 method's published formula on the PyTorch model (BatchNorm unfolded), the
-functions gen_methods.py, gen_scorecams.py and gen_targets.py check tinycnn
+functions gen_methods.py, gen_scorecams.py, gen_smoothcams.py and gen_targets.py check tinycnn
 against, imported from them (see their docstrings for the formulas):
 
   fullgrad        gen_methods.fullgrad_map (bias layers: the model's
@@ -41,7 +41,13 @@ against, imported from them (see their docstrings for the formulas):
                   everywhere, blank once normalised) and Similarity at layer4
                   (gen_targets.similarity_score: the cosine similarity of the
                   logits to the reference's), gen_targets.gradcam hooking the
-                  layer's module
+                  layer's module; with Builder.EigenSmooth at layer3
+                  (gen_methods.first_component of gen_smoothcams.terms) and
+                  Builder.AugSmooth at layer3 (gen_smoothcams.aug_gradcam:
+                  the mean of the six copies' normalised maps)
+  smoothgradcam++ gen_smoothcams.smooth_moments and smoothgradcampp_weights
+                  at layer4, 4 samples, std 0.3, seed 5
+  kpcacam         gen_smoothcams.kpca at layer3 (sigmoid kernel, gamma 1/C)
 
 Normalised maps: camref.normalise_single (ReLU, min-max, cv2 bilinear resize
 to SIZE, min-max again) for maps at a layer's resolution; gen_methods.
@@ -78,6 +84,7 @@ import camref  # noqa: E402
 import export_torchvision as tv  # noqa: E402
 import gen_methods as gm  # noqa: E402
 import gen_scorecams as gs  # noqa: E402
+import gen_smoothcams as gsm  # noqa: E402
 import gen_targets as gt  # noqa: E402
 
 MODEL = "resnet18"
@@ -143,6 +150,28 @@ def gradcam_of(score):
     return ref
 
 
+def ref_smoothgradcampp(ctx, layer, opts):
+    a, d = gsm.smooth_moments(ctx["model"], ctx["x"], layer, ctx["classes"], forward=forward_taps, **opts)
+    return (gsm.smoothgradcampp_weights(a, *d)[:, :, None, None] * a).sum(1).float().numpy(), {}
+
+
+def ref_kpcacam(ctx, layer, _opts):
+    with torch.no_grad():
+        _, acts = forward_taps(ctx["model"], ctx["x"])
+    raw, eig = gsm.kpca(acts[layer].double().numpy())
+    return raw, {"eigenvalues_largest_smallest": eig}
+
+
+def ref_eigen_gradcam(ctx, layer, _opts):
+    raw, _ = gm.first_component(gsm.terms("gradcam", ctx["model"], ctx["x"], layer, ctx["classes"], forward_taps).numpy())
+    return raw, {}
+
+
+def ref_aug_gradcam(ctx, layer, _opts):
+    raw, norm = gsm.aug_gradcam(ctx["model"], ctx["x"], layer, ctx["classes"], forward_taps)
+    return raw, {"normalised_map": norm}  # the mean of the copies' normalised maps
+
+
 def counterfactual_top1(ctx):
     c = ctx["classes"]
     return lambda o: -o.gather(1, c.view(-1, 1)).squeeze(1)
@@ -168,6 +197,11 @@ ENTRIES = [
     ("gradcam_layer3_counterfactual_top1", "gradcam", {}, {}, "layer3", "counterfactual_top1",
      gradcam_of(counterfactual_top1)),
     ("gradcam_layer4_similarity", "gradcam", {}, {}, "layer4", "similarity", gradcam_of(similarity)),
+    ("smoothgradcam++_layer4_top1", "smoothgradcam++", {"samples": 4, "std": 0.3, "seed": 5}, {}, "layer4", "top1",
+     ref_smoothgradcampp),
+    ("kpcacam_layer3_top1", "kpcacam", {}, {}, "layer3", "top1", ref_kpcacam),
+    ("gradcam_layer3_eigen_top1", "gradcam", {}, {"eigen_smooth": True}, "layer3", "top1", ref_eigen_gradcam),
+    ("gradcam_layer3_aug_top1", "gradcam", {}, {"aug_smooth": True}, "layer3", "top1", ref_aug_gradcam),
 ]
 # Methods whose raw map is at the input's resolution (normalised without a resize).
 INPUT_RESOLUTION = {"fullgrad", "occlusion", "rise"}
@@ -238,7 +272,9 @@ def main():
         raw, info = fn(ctx, layer, opts)
         # Faster Score-CAM's channels must not hang on float32 rounding.
         assert min(info.get("variance_ratio_at_cut", [2])) > 1.01, (name, info)
-        if method in INPUT_RESOLUTION:
+        if "normalised_map" in info:
+            norm = info.pop("normalised_map")
+        elif method in INPUT_RESOLUTION:
             norm = gm.minmax_relu(raw)
         else:
             norm = camref.normalise_single(raw, (size, size))
