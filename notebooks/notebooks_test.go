@@ -122,8 +122,6 @@ type cell struct {
 			HTML int      `json:"html"`
 			Text []string `json:"text"`
 		} `json:"convlens_expect"`
-		// Needs lists the cells (by id) that define what this cell uses.
-		Needs []string `json:"convlens_needs"`
 	} `json:"metadata"`
 	Outputs []struct {
 		Type   string                     `json:"output_type"`
@@ -207,64 +205,70 @@ func check(t *testing.T, nb *executed) {
 	t.Helper()
 	expected := 0
 	for i, c := range nb.Cells {
-		if c.Type != "code" {
-			continue
-		}
-		where := fmt.Sprintf("cell %d (%s)", i, c.ID)
-		if c.ExecutionCount == nil {
-			t.Errorf("%s was not executed", where)
-		}
-		var pictures, html int
-		var out strings.Builder
-		for _, o := range c.Outputs {
-			switch o.Type {
-			case "error":
-				t.Errorf("%s: error %s: %s", where, o.EName, o.EValue)
-			case "stream":
-				s := text(o.Text)
-				if o.Name == "stderr" && (strings.Contains(s, "panic:") || strings.HasPrefix(s, "convlens: ")) {
-					t.Errorf("%s failed:\n%s", where, tail(s, 2000))
-				}
-				if o.Name == "stdout" {
-					out.WriteString(s)
-				}
-			case "display_data", "execute_result":
-				if _, ok := o.Data["image/png"]; ok {
-					pictures++
-				} else if _, ok := o.Data["image/jpeg"]; ok {
-					pictures++
-				}
-				if h, ok := o.Data["text/html"]; ok {
-					if strings.Contains(text(h), "gonb-err") {
-						t.Errorf("%s shows a GoNB error:\n%s", where, tail(text(h), 2000))
-					}
-					html++
-				}
-				if p, ok := o.Data["text/plain"]; ok {
-					out.WriteString(text(p) + "\n")
-				}
-			}
-		}
-		e := c.Metadata.Expect
-		if e == nil {
-			continue
-		}
-		expected++
-		if pictures < e.PNG {
-			t.Errorf("%s: %d pictures, the notebook promises %d\nsource:\n%s", where, pictures, e.PNG, tail(text(c.Source), 800))
-		}
-		if html < e.HTML {
-			t.Errorf("%s: %d HTML outputs, the notebook promises %d\nsource:\n%s", where, html, e.HTML, tail(text(c.Source), 800))
-		}
-		for _, re := range e.Text {
-			if !regexp.MustCompile(re).MatchString(out.String()) {
-				t.Errorf("%s: output does not match %q:\n%s", where, re, tail(out.String(), 2000))
-			}
+		if c.Type == "code" && checkCell(t, fmt.Sprintf("cell %d (%s)", i, c.ID), c) {
+			expected++
 		}
 	}
 	if expected == 0 {
 		t.Error("no cell states its expected outputs (metadata convlens_expect)")
 	}
+}
+
+// checkCell verifies that the code cell c ran, did not fail, and produced
+// what its metadata promises; it reports whether the metadata promises
+// anything.
+func checkCell(t *testing.T, where string, c cell) bool {
+	t.Helper()
+	if c.ExecutionCount == nil {
+		t.Errorf("%s was not executed", where)
+	}
+	var pictures, html int
+	var out strings.Builder
+	for _, o := range c.Outputs {
+		switch o.Type {
+		case "error":
+			t.Errorf("%s: error %s: %s", where, o.EName, o.EValue)
+		case "stream":
+			s := text(o.Text)
+			if o.Name == "stderr" && (strings.Contains(s, "panic:") || strings.HasPrefix(s, "convlens: ")) {
+				t.Errorf("%s failed:\n%s", where, tail(s, 2000))
+			}
+			if o.Name == "stdout" {
+				out.WriteString(s)
+			}
+		case "display_data", "execute_result":
+			if _, ok := o.Data["image/png"]; ok {
+				pictures++
+			} else if _, ok := o.Data["image/jpeg"]; ok {
+				pictures++
+			}
+			if h, ok := o.Data["text/html"]; ok {
+				if strings.Contains(text(h), "gonb-err") {
+					t.Errorf("%s shows a GoNB error:\n%s", where, tail(text(h), 2000))
+				}
+				html++
+			}
+			if p, ok := o.Data["text/plain"]; ok {
+				out.WriteString(text(p) + "\n")
+			}
+		}
+	}
+	e := c.Metadata.Expect
+	if e == nil {
+		return false
+	}
+	if pictures < e.PNG {
+		t.Errorf("%s: %d pictures, the notebook promises %d\nsource:\n%s", where, pictures, e.PNG, tail(text(c.Source), 800))
+	}
+	if html < e.HTML {
+		t.Errorf("%s: %d HTML outputs, the notebook promises %d\nsource:\n%s", where, html, e.HTML, tail(text(c.Source), 800))
+	}
+	for _, re := range e.Text {
+		if !regexp.MustCompile(re).MatchString(out.String()) {
+			t.Errorf("%s: output does not match %q:\n%s", where, re, tail(out.String(), 2000))
+		}
+	}
+	return true
 }
 
 // TestNotebookWithoutKernelSetupSaysWhatToRun runs a notebook with a GoNB

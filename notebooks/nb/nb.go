@@ -23,6 +23,11 @@
 // the first chart (see display.EChartsScript and Chart.NotebookHTML), not
 // once per chart.
 //
+// What a notebook teaches in one cell and uses again in later ones (a
+// dense layer and a convolution, the steps of Grad-CAM by hand, the review
+// of a lesion model) is here too, not in a cell, so that the later cells
+// work on their own; the cell that teaches it shows its source ([Source]).
+//
 // Outside a notebook (tests, a plain program) nothing is displayed: Show
 // prints the text form of what it is given, when it has one.
 package nb

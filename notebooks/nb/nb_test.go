@@ -116,4 +116,34 @@ func TestCheckStopsWithOneLine(t *testing.T) {
 	Check(os.ErrNotExist)
 }
 
+func TestSourceShowsTheNamedDeclarations(t *testing.T) {
+	got := record(t)
+	Source("Check", "Table.Title", "OutDirEnv")
+	if len(*got) != 1 {
+		t.Fatalf("Source gave %d outputs, want one code block", len(*got))
+	}
+	code := (*got)[0].data[protocol.MIMETextPlain].(string)
+	for _, want := range []string{
+		"// Check stops the cell if err is not nil, printing one line\n// \"convlens: <err>\" on its standard error.\nfunc Check(err error) {",
+		"func (t *Table) Title(s string) *Table",
+		"const OutDirEnv = ",
+	} {
+		if !strings.Contains(code, want) {
+			t.Errorf("Source's code lacks %q:\n%s", want, code)
+		}
+	}
+	if strings.Contains(code, "func Must") || strings.Contains(code, "func (t *Table) Row") {
+		t.Errorf("Source shows more than it was asked for:\n%s", code)
+	}
+	if md := (*got)[0].data["text/markdown"].(string); !strings.HasPrefix(md, "```go\n// Check") || !strings.HasSuffix(md, "\n```\n") {
+		t.Errorf("Source's markdown is not a Go code block:\n%s", md)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Source of an unknown name did not stop the cell")
+		}
+	}()
+	Source("Table.Nothing")
+}
+
 var _ image.Image // keep the import for helpers added later
