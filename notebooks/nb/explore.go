@@ -49,6 +49,8 @@ type ExplorerBuilder struct {
 	alpha  float64
 	k      int
 	probe  time.Duration
+	// against: the evidence against the class first (Against).
+	against bool
 }
 
 type namedImage struct {
@@ -69,6 +71,8 @@ func Explore(m models.Model) { Explorer(m).Show() }
 //     the model records one (default: the last one, models.LastSpatialLayer);
 //   - target: the K most probable classes with their probabilities, then
 //     every class;
+//   - evidence: for the class, or against it (gradcam.Counterfactual: the
+//     regions that lower its score);
 //   - method: every method of gradcam.MethodNames;
 //   - colormap (display.ColormapNames) and opacity of the overlay.
 //
@@ -109,6 +113,13 @@ func (b *ExplorerBuilder) Opacity(a float64) *ExplorerBuilder { b.alpha = a; ret
 // TopK sets how many classes the chart and the target list rank.
 func (b *ExplorerBuilder) TopK(k int) *ExplorerBuilder { b.k = k; return b }
 
+// Against sets whether the evidence shown first is against the class
+// (gradcam.Counterfactual) rather than for it.
+func (b *ExplorerBuilder) Against(on bool) *ExplorerBuilder { b.against = on; return b }
+
+// evidences are the evidence control's options: index 1 is against the class.
+var evidences = []string{"for the class", "against the class"}
+
 // explorer is a running explorer's state.
 type explorer struct {
 	m       models.Model
@@ -122,6 +133,7 @@ type explorer struct {
 	// Current settings.
 	img, layer, method, cmap, opacity int
 	class                             int
+	against                           bool        // the evidence against the class
 	custom                            *namedImage // an image loaded by path, when chosen
 
 	// Derived from the current image.
@@ -204,6 +216,7 @@ func (b *ExplorerBuilder) build() *explorer {
 	e.method = index(e.methods, b.method, "method")
 	e.cmap = index(e.cmaps, b.cmap, "colormap")
 	e.opacity = int(b.alpha*100 + 0.5)
+	e.against = b.against
 	return e
 }
 
@@ -314,6 +327,14 @@ func (e *explorer) targets() ([]string, []int) {
 	return names, classes
 }
 
+// evidence names what the map shows of the class called class.
+func (e *explorer) evidence(class string) string {
+	if e.against {
+		return "the evidence against " + class
+	}
+	return class
+}
+
 // explain computes the map for the current settings, with the CAM of the
 // layer and method kept from earlier calls.
 func (e *explorer) explain() {
@@ -326,7 +347,11 @@ func (e *explorer) explain() {
 		e.cams[key] = cam
 	}
 	start := time.Now()
-	res, err := cam.Explain(e.x, gradcam.Class(e.class))
+	target := gradcam.Class(e.class)
+	if e.against {
+		target = gradcam.Counterfactual(target)
+	}
+	res, err := cam.Explain(e.x, target)
 	if err != nil {
 		e.status = "could not compute: " + err.Error()
 		e.last = nil
@@ -365,13 +390,13 @@ func (e *explorer) draw() {
 	labels := e.m.Labels()
 	layer := e.layers[e.layer]
 	state := map[string]any{"image": img.name, "layer": layer.Name, "module": layer.Module, "class": e.class,
-		"method": e.methods[e.method], "colormap": e.cmaps[e.cmap], "opacity": float64(e.opacity) / 100}
+		"method": e.methods[e.method], "colormap": e.cmaps[e.cmap], "opacity": float64(e.opacity) / 100, "against": e.against}
 	stateJSON, _ := json.Marshal(state)
 	var picture []byte
 	var pictureType protocol.MIMEType
 	var overlay template.URL
 	figures := NewTable("", "").Title("the map")
-	caption := fmt.Sprintf("%s: %s of %s at %s", img.name, e.methods[e.method], className(labels, e.class), Short(e.m, layer.Name))
+	caption := fmt.Sprintf("%s: %s of %s at %s", img.name, e.methods[e.method], e.evidence(className(labels, e.class)), Short(e.m, layer.Name))
 	if s := e.last; s != nil {
 		res := s.res
 		heat := Must(res.Map(0, 0))
@@ -466,7 +491,7 @@ func (e *explorer) summary() {
 	layer := e.layers[e.layer]
 	var b strings.Builder
 	fmt.Fprintf(&b, "image %s · layer %s · %s · method %s · colormap %s · opacity %.2f",
-		e.current().name, Short(e.m, layer.Name), className(e.m.Labels(), e.class), e.methods[e.method], e.cmaps[e.cmap], float64(e.opacity)/100)
+		e.current().name, Short(e.m, layer.Name), e.evidence(className(e.m.Labels(), e.class)), e.methods[e.method], e.cmaps[e.cmap], float64(e.opacity)/100)
 	text := b.String()
 	note := "Explorer stopped; run the cell again to explore."
 	if !e.live {
@@ -614,6 +639,10 @@ func (e *explorer) apply(c *controls, evs []event) {
 			if ev.i >= 0 && ev.i < len(classes) && classes[ev.i] != e.class {
 				e.class, recompute = classes[ev.i], true
 			}
+		case "evidence":
+			if against := ev.i == 1; ev.i >= 0 && ev.i < len(evidences) && against != e.against {
+				e.against, recompute = against, true
+			}
 		case "cmap":
 			if ev.i >= 0 && ev.i < len(e.cmaps) {
 				e.cmap = ev.i
@@ -660,7 +689,7 @@ func (e *explorer) controlsHTML() string {
 	}
 	return fmt.Sprintf(`<div class="convlens-explorer" id="%s" style="display:flex;flex-wrap:wrap;gap:6px 18px;align-items:center;margin:4px 0">%s</div>`,
 		e.rootID, strings.Join([]string{
-			slot("image", "image"), slot("path", "or file"), slot("layer", "layer"), slot("target", "target"),
+			slot("image", "image"), slot("path", "or file"), slot("layer", "layer"), slot("target", "target"), slot("evidence", "evidence"),
 			slot("method", "method"), slot("cmap", "colormap"), slot("opacity", "opacity"), slot("stop", ""),
 		}, ""))
 }
@@ -684,6 +713,7 @@ func (e *explorer) widgets(c *controls) bool {
 	}
 	sel("layer", layers, e.layer)
 	e.rebuildTarget(c)
+	sel("evidence", evidences, map[bool]int{false: 0, true: 1}[e.against])
 	sel("method", e.methods, e.method)
 	sel("cmap", e.cmaps, e.cmap)
 	o := widgets.Slider(0, 100, e.opacity).WithHtmlId(id("opacity") + "_slider").AppendTo(id("opacity")).Done()

@@ -67,3 +67,25 @@ func TestExplorerWithoutFrontEndDrawsItsStateAndSaysSo(t *testing.T) {
 		t.Error("the overlay at the first stage equals the one at the last: moving the layer changes nothing")
 	}
 }
+
+// The evidence control: against the class, the map is the counterfactual
+// one (gradcam.Counterfactual), another picture, and the view says so.
+func TestExplorerShowsTheEvidenceAgainstAClass(t *testing.T) {
+	m := Model()
+	var overlays [][]byte
+	for _, against := range []bool{false, true} {
+		got := record(t)
+		Explorer(m).Against(against).Show()
+		h, state, png := view(t, *got)
+		if state["against"] != against {
+			t.Errorf("view state says against=%v, want %v", state["against"], against)
+		}
+		if says := strings.Contains(h, "the evidence against"); says != against {
+			t.Errorf("against=%v: the caption says %q about the evidence against", against, map[bool]string{true: "it", false: "nothing"}[says])
+		}
+		overlays = append(overlays, png)
+	}
+	if bytes.Equal(overlays[0], overlays[1]) {
+		t.Error("the overlay against the class equals the one for it")
+	}
+}
