@@ -20,8 +20,12 @@ import (
 // A model with one output z, a sigmoid binary classifier, has two
 // decisions to explain: class 1, positive, with score z (the log-odds
 // log(p/(1−p)) of p = σ(z)), and class 0, negative, with score −z. [Top](1)
-// explains the decision the model made (1 when z > 0), [Class](0) and
-// Class(1) either one; [Output](0) explains z itself, for regression.
+// explains the decision the model made (1 when z > 0, score |z|), [Class](0)
+// and Class(1) either one, as pytorch-grad-cam's
+// BinaryClassifierOutputTarget(0 or 1) does; [Output](0) explains z itself,
+// for regression. (With a fixed category, a wrong decision's score is
+// negative and its map blank, which pytorch-grad-cam's users report as a
+// bug, its issue #428: Top(1) explains the decision made instead.)
 type Target struct {
 	k       int
 	classes []int
