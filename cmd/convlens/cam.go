@@ -136,13 +136,14 @@ func runCAM(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if target, err = f.modelTarget(models.NewRunner(b, m), target); err != nil {
+	r := models.NewRunner(b, m)
+	if target, err = f.modelTarget(r, target); err != nil {
 		return err
 	}
 	if f.method == "all" {
-		return compareAll(models.NewRunner(b, m), f, x, pictures, target, stdout, stderr)
+		return compareAll(r, f, x, pictures, target, stdout, stderr)
 	}
-	cam, err := newCAM(models.NewRunner(b, m), f.layers, gradcam.Methods[f.method], stderr)
+	cam, err := newCAM(r, f.layers, gradcam.Methods[f.method], stderr)
 	if err != nil {
 		return err
 	}
