@@ -86,6 +86,11 @@ def pass_logits(model, count, make, c, batch=1):
     return torch.cat(out)
 
 
+def channel_means(y, c, samples):
+    """The mean score of each channel's passes, y [c*samples] channel-major, as [c]."""
+    return y.double().reshape(c, samples).mean(dim=1)
+
+
 def weigh(a, s, channels=None):
     """raw = sum_k softmax(s)_k A_k over the given channels (all by default)."""
     if channels is None:
@@ -106,11 +111,7 @@ def sscam(model, x, acts, classes, samples, sigma, seed, batch=1):
         m = channel_masks(acts[i], x.shape[-2:])
         y = pass_logits(model, c * samples,
                         lambda p: x[i] * (m[p // samples] + sigma * eps[p % samples, i, p // samples]), classes[i], batch)
-        s = torch.zeros(c, dtype=torch.float64)
-        for k in range(c):
-            for j in range(samples):
-                s[k] += y[k * samples + j]
-        raws.append(weigh(acts[i], s / samples))
+        raws.append(weigh(acts[i], channel_means(y, c, samples)))
     return torch.stack(raws), {}
 
 
@@ -124,11 +125,7 @@ def iscam(model, x, acts, classes, samples, batch=1):
     for i in range(n):
         m = channel_masks(acts[i], x.shape[-2:])
         y = pass_logits(model, c * samples, lambda p: coeffs[p % samples] * (x[i] * m[p // samples]), classes[i], batch)
-        s = torch.zeros(c, dtype=torch.float64)
-        for k in range(c):
-            for j in range(samples):
-                s[k] += y[k * samples + j]
-        raws.append(weigh(acts[i], s / samples))
+        raws.append(weigh(acts[i], channel_means(y, c, samples)))
     return torch.stack(raws), {}
 
 
