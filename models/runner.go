@@ -13,6 +13,9 @@ import (
 	"github.com/convlens/convlens/internal/check"
 
 	"github.com/convlens/convlens/internal/catch"
+	// The gradient of grouped (depthwise) convolutions as one convolution, for
+	// every graph a Runner differentiates.
+	_ "github.com/convlens/convlens/internal/convgrad"
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/gobackend"
