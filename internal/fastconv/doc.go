@@ -22,6 +22,11 @@
 // input split by phase (position modulo the stride), with the innermost phase moved out
 // of the way by one tiled transpose (phase.go).
 //
+// Beneath it, Reverse and Transpose of constants (the weights of convlens' graphs) are
+// computed once, when the graph is built, and handed to the backend as constants
+// (fold.go): the kernels a backward pass reverses and re-lays out are no longer
+// rearranged on every call.
+//
 // The decorated backend also lowers pooling (ReduceWindow) onto reductions, broadcasts
 // and gathered windows (pool.go), and gives binary ops (Add, Sub, Mul, Div, Max, Min, Pow)
 // whose smaller operand the backend would broadcast element by element, such as an NCHW

@@ -91,11 +91,23 @@ func (e *executable) Execute(inputs []compute.Buffer, donate []bool, d compute.D
 // builder decorates a compute.Builder so that its functions are decorated.
 type builder struct {
 	compute.Builder
-	backend *backend
-	main    *function
+	backend  *backend
+	main     *function
+	foldings []*folding // released at Compile
+}
+
+// folding puts a folding layer over fn and keeps it until Compile.
+func (b *builder) folding(fn compute.Function) *folding {
+	f := &folding{Function: fn, consts: map[compute.Value]constant{}}
+	b.foldings = append(b.foldings, f)
+	return f
 }
 
 func (b *builder) Compile() (compute.Executable, error) {
+	for _, f := range b.foldings {
+		f.release()
+	}
+	b.foldings = nil
 	e, err := b.Builder.Compile()
 	if err != nil {
 		return nil, err
@@ -106,7 +118,7 @@ func (b *builder) Compile() (compute.Executable, error) {
 // Main implements compute.Builder.
 func (b *builder) Main() compute.Function {
 	if b.main == nil {
-		b.main = &function{Function: b.Builder.Main(), builder: b}
+		b.main = &function{Function: b.folding(b.Builder.Main()), builder: b}
 	}
 	return b.main
 }
@@ -117,15 +129,17 @@ func (b *builder) NewFunction(name string) (compute.Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &function{Function: fn, builder: b}, nil
+	return &function{Function: b.folding(fn), builder: b}, nil
 }
 
 // function decorates a compute.Function: it overrides ConvGeneral, wraps the closures it
-// creates and unwraps the functions passed to the ops that take them.
+// creates and unwraps the functions passed to the ops that take them. Beneath it, a
+// folding layer computes rearrangements of constants once (fold.go), for GoMLX's ops
+// and the lowering's alike.
 type function struct {
-	compute.Function
-	builder *builder
-	parent  *function // Set for closures only.
+	compute.Function // a *folding
+	builder          *builder
+	parent           *function // Set for closures only.
 	// zeros are the scalar zero constants built so far, and zeroPadded the values that Pad
 	// built from them, with their operand and padding: a window sum folds such padding
 	// into its own (see ReduceWindow).
@@ -152,7 +166,7 @@ func (f *function) Closure() (compute.Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &function{Function: closure, builder: f.builder, parent: f}, nil
+	return &function{Function: f.builder.folding(closure), builder: f.builder, parent: f}, nil
 }
 
 // Call implements compute.Function.
@@ -196,8 +210,9 @@ const tinyConvMACs = 1 << 16
 // tinyConv reports whether a convolution has one input and one output channel and fewer
 // than maxMACs multiply-adds. The lowering's half a dozen ops, each with its own buffer,
 // then cost more than the backend's direct loop. GoMLX differentiates a depthwise
-// convolution channel by channel, into thousands of such convolutions: leaving them to
-// the backend took EfficientNet-B0 Grad-CAM at an early layer from 0.47 s to 0.21 s.
+// convolution channel by channel, into thousands of such convolutions (convlens' models
+// replace that input gradient with one grouped convolution, internal/convgrad; the
+// kernel gradient and other users' graphs keep GoMLX's).
 func tinyConv(s convShapes, axes compute.ConvolveAxesConfig, maxMACs int) bool {
 	if s.kernel.Dim(axes.KernelOutputChannels) != 1 || s.kernel.Dim(axes.KernelInputChannels) != 1 {
 		return false
@@ -208,7 +223,7 @@ func tinyConv(s convShapes, axes compute.ConvolveAxesConfig, maxMACs int) bool {
 // unwrap returns the function that fn decorates, or fn itself if it is not decorated.
 func unwrap(fn compute.Function) compute.Function {
 	if w, ok := fn.(*function); ok {
-		return w.Function
+		return w.Function.(*folding).Function
 	}
 	return fn
 }
