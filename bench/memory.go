@@ -83,7 +83,7 @@ func (r memRow) ok() bool {
 // memFiles returns the model file, layer and input of a memory case's model.
 func memFiles(cfg config, model string) (onnx, layer, input string, err error) {
 	if model != tinyModel {
-		layer, err = lastLayer(cfg.dir, model)
+		layer, err = layerNode(cfg.dir, model, "last")
 		return filepath.Join(cfg.dir, model+".onnx"), layer, filepath.Join(cfg.dir, model+".input.npy"), err
 	}
 	dir := filepath.Join(cfg.root, "testdata", tinyModel)

@@ -3,7 +3,7 @@
 that computes Grad-CAM the way pytorch-grad-cam 1.5 does, on command.
 
     /usr/bin/python3 scripts/reference/torch_gradcam.py --onnx DIR/NAME.onnx --model NAME \\
-        --input INPUT.npy --batch B [--threads 2] [--check-logits LOGITS.npy]
+        --input INPUT.npy --batch B [--layer early|last] [--threads 2] [--check-logits LOGITS.npy]
 
 Needs Debian's python3-torch (1.13), python3-torchvision (0.14), python3-onnx
 and python3-opencv.
@@ -27,14 +27,29 @@ parameters requiring grad, as there); weights = spatial mean of the gradient,
 cam = ReLU(sum_k w_k A_k) in NumPy; per image min-max, cv2.resize to 224x224;
 then the multi-layer aggregation step (ReLU, mean over layers, min-max again).
 
-Target modules (the "last" conv block of export_torchvision.py, whose ONNX node
+Target modules (with --layer last, the default: the "last" conv block of export_torchvision.py, whose ONNX node
 output convlens explains): resnet18 layer4[1]; vgg11 features[19];
 mobilenet_v2 features[18]; efficientnet_b0 features[8]; densenet121 the ReLU
 that DenseNet.forward applies functionally after features (not a module: the
-model is wrapped so that it is one, same function).
+model is wrapped so that it is one, same function). With --layer early, the
+"early" layer: resnet18 layer1; vgg11 features[4]; mobilenet_v2 features[3];
+efficientnet_b0 features[2]; densenet121 features.denseblock1.
+
+Score-CAM, as pytorch-grad-cam's ScoreCAM: under no_grad, the layer's
+activations upsampled bilinearly (align_corners, UpsamplingBilinear2d) to the
+input size, each channel min-max normalised (+1e-8), the input masked by each,
+the masked inputs run 16 at a time (its BATCH_SIZE), the target logit of each
+as the channel's score, weights = softmax over channels, then as Grad-CAM.
+
+Integrated Gradients, the way captum's IntegratedGradients runs with
+internal_batch_size = steps: all steps' points in one batch, one backward of the
+summed target logits; midpoint rule alpha_s = (s + 1/2)/S from a zero baseline
+(convlens' IntegratedGradients); map = sum over channels of x * mean gradient.
 
 Protocol, one line each way, on stdin/stdout:
     gradcam          -> "ok SECONDS"        one timed Grad-CAM of the batch
+    scorecam         -> "ok SECONDS"        one timed Score-CAM of the batch
+    ig STEPS         -> "ok SECONDS"        one timed Integrated Gradients
     save PATH        -> "ok C1,C2,..."      writes the last maps [B,224,224]
                                              (float32 .npy), returns the classes
     quit             -> exits
@@ -63,6 +78,16 @@ TARGETS = {
     "mobilenet_v2": "features.18",
     "efficientnet_b0": "features.8",
     "densenet121": "features.relu5",  # added by DenseNetReLU below
+}
+
+# The "early" layers of export_torchvision.py: the module whose output is that
+# ONNX node's.
+EARLY = {
+    "resnet18": "layer1",
+    "vgg11": "features.4",
+    "mobilenet_v2": "features.3",
+    "efficientnet_b0": "features.2",
+    "densenet121": "features.denseblock1",
 }
 
 
@@ -266,7 +291,31 @@ class GradCAM:
         loss.backward(retain_graph=True)
         acts = self.activations[0].cpu().data.numpy()
         grads = self.gradients[0].cpu().data.numpy()
-        weights = np.mean(grads, axis=(2, 3))
+        self.finish(x, classes, acts, np.mean(grads, axis=(2, 3)))
+        return self.maps
+
+    def score_cam(self, x, batch_size=16):
+        self.activations, self.gradients = [], []
+        outputs = self.model(x)
+        classes = np.argmax(outputs.cpu().data.numpy(), axis=-1)
+        acts = self.activations[0].cpu().data.numpy()
+        with torch.no_grad():
+            up = nn.UpsamplingBilinear2d(size=x.shape[-2:])(torch.from_numpy(acts))
+            flat = up.view(up.size(0), up.size(1), -1)
+            maxs = flat.max(dim=-1)[0][:, :, None, None]
+            mins = flat.min(dim=-1)[0][:, :, None, None]
+            up = (up - mins) / (maxs - mins + 1e-8)
+            masked = x[:, None, :, :] * up[:, :, None, :, :]
+            scores = []
+            for c, images in zip(classes, masked):
+                for i in range(0, images.size(0), batch_size):
+                    scores.extend(float(o[c]) for o in self.model(images[i:i + batch_size]))
+            scores = torch.Tensor(scores).view(acts.shape[0], acts.shape[1])
+            weights = torch.nn.Softmax(dim=-1)(scores).numpy()
+        self.finish(x, classes, acts, weights)
+        return self.maps
+
+    def finish(self, x, classes, acts, weights):
         cam = (weights[:, :, None, None] * acts).sum(axis=1)
         cam = np.maximum(cam, 0)
         cam = self.scale(cam, (x.shape[-1], x.shape[-2]))[:, None, :]
@@ -274,7 +323,20 @@ class GradCAM:
         cam = np.maximum(np.concatenate([cam], axis=1), 0)
         self.maps = self.scale(np.mean(cam, axis=1))
         self.classes = classes
-        return self.maps
+
+
+def integrated_gradients(model, x, steps):
+    """Per image: all steps' points in one batch, one backward."""
+    maps = []
+    for image in x:
+        with torch.no_grad():
+            c = int(model(image[None]).argmax())
+        alphas = (torch.arange(steps, dtype=torch.float32) + 0.5) / steps
+        points = (alphas[:, None, None, None] * image[None]).requires_grad_(True)
+        model.zero_grad()
+        model(points)[:, c].sum().backward()
+        maps.append((image * points.grad.mean(dim=0)).sum(dim=0).numpy())
+    return np.stack(maps)
 
 
 def main():
@@ -284,13 +346,15 @@ def main():
     ap.add_argument("--input", required=True, help="float32 .npy [N,3,224,224]; tiled to --batch")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--layer", choices=("early", "last"), default="last")
     ap.add_argument("--check-logits", help="the exporter's logits of the input's first images")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
     model, nparams = build(args.model, args.onnx)
-    target = dict(model.named_modules())[TARGETS[args.model]]
+    names = TARGETS if args.layer == "last" else EARLY
+    target = dict(model.named_modules())[names[args.model]]
     data = np.load(args.input).astype(np.float32)
     reps = -(-args.batch // data.shape[0])
     x = torch.from_numpy(np.ascontiguousarray(np.concatenate([data] * reps)[:args.batch]))
@@ -317,6 +381,14 @@ def main():
             if cmd[0] == "gradcam":
                 t = time.perf_counter()
                 cam(x)
+                print(f"ok {time.perf_counter() - t:.6f}", flush=True)
+            elif cmd[0] == "scorecam":
+                t = time.perf_counter()
+                cam.score_cam(x)
+                print(f"ok {time.perf_counter() - t:.6f}", flush=True)
+            elif cmd[0] == "ig":
+                t = time.perf_counter()
+                integrated_gradients(model, x, int(cmd[1]))
                 print(f"ok {time.perf_counter() - t:.6f}", flush=True)
             elif cmd[0] == "save":
                 np.save(cmd[1], cam.maps)
