@@ -13,6 +13,7 @@ import (
 	"github.com/convlens/convlens/internal/check"
 
 	"github.com/convlens/convlens/internal/catch"
+	"github.com/convlens/convlens/internal/fastconv"
 	// The gradient of grouped (depthwise) convolutions as one convolution, for
 	// every graph a Runner differentiates.
 	_ "github.com/convlens/convlens/internal/convgrad"
@@ -72,9 +73,43 @@ func NewRunner(b compute.Backend, m Model) *Runner {
 	case check.IsNil(m.Store()):
 		r.err = fmt.Errorf("models.NewRunner: model %s has a nil weight store: give models.NewNative a *model.Store (model.NewStore())", m.Name())
 	default:
+		shareWeights(b, m)
 		r.SetMaxGraphs(defaultMaxGraphs(b, m))
 	}
 	return r
+}
+
+// shareWeights moves the model's large weights (fastconv.SharedMinBytes and
+// more) into buffers of b, on a backend whose buffers are host memory: the
+// storage moves, nothing is copied. The pure-Go backend with convlens' fast
+// convolution then feeds those buffers to every graph as they are, instead of
+// embedding copies: VGG-11's 478 MB of fully connected weights exist once,
+// not once in the model and again in each graph (see internal/fastconv).
+// A weight already on another backend stays there; graphs on b then hold
+// their own copy of it, as before.
+func shareWeights(b compute.Backend, m Model) {
+	if !b.HasSharedBuffers() {
+		return
+	}
+	moved := false
+	for v := range m.Store().IterVariables() {
+		if v.Shape().ByteSize() < fastconv.SharedMinBytes || !v.HasValue() {
+			continue
+		}
+		t, err := v.Value()
+		if err != nil || t.IsShared() {
+			continue
+		}
+		// Each move leaves the old storage, hundreds of MB, as garbage, and
+		// loading the model left the file's bytes: collecting before each
+		// move lets the new buffer take the freed memory instead of growing
+		// the process past it.
+		runtime.GC()
+		moved = t.ToDevice(b, 0) == nil || moved // an optimisation: on failure the weight stays local
+	}
+	if moved {
+		runtime.GC()
+	}
 }
 
 // errNilRunner is what the methods of a nil *Runner return.
@@ -104,7 +139,8 @@ func defaultMaxGraphs(b compute.Backend, m Model) int {
 		return 0
 	}
 	// Each graph holds the weights as constants, and its matrix products keep
-	// packed copies of them, forward and, for gradients, backward.
+	// packed copies of them, forward and, for gradients, backward (all but the
+	// largest, which shareWeights holds once: counted here all the same).
 	return max(2, int(DefaultGraphMemory/(3*weights)))
 }
 

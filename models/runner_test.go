@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/convlens/convlens/internal/fastconv"
 	"github.com/convlens/convlens/models"
 	"github.com/convlens/convlens/models/embedded"
 	"github.com/convlens/convlens/models/modeltest"
@@ -85,5 +86,58 @@ func TestRunnerMaxGraphs(t *testing.T) {
 	}
 	if n := compiled(); n != 2 {
 		t.Errorf("after reuse: %d executables hold compiled graphs, want 2", n)
+	}
+}
+
+// NewRunner on the pure-Go backend moves a weight of fastconv.SharedMinBytes
+// or more (here 4 × 2²⁰ float32, 16 MiB) into a buffer of the backend, whose
+// graphs then feed it as it is; the logits must be those of the plain
+// backend, where it stays a constant of the graph, and small weights stay put.
+func TestRunnerSharesLargeWeights(t *testing.T) {
+	const classes = 1 << 20
+	dense := make([][]float32, 4)
+	for c := range dense {
+		dense[c] = make([]float32, classes)
+		for k := range dense[c] {
+			dense[c][k] = float32((k*13+c*7)%17-8) / 8
+		}
+	}
+	image := make([]float32, 5*6*2)
+	for i := range image {
+		image[i] = float32(i%5) / 4
+	}
+	logits := func(r *models.Runner) []float32 {
+		t.Helper()
+		// One input tensor per runner: each has a backend of its own.
+		out, _, err := r.Run(tensors.FromFlatDataAndDimensions(image, 1, 5, 6, 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.FinalizeAll()
+		return tensors.MustCopyFlatData[float32](out)
+	}
+	plain := logits(modeltest.Runner(t, modeltest.TinyNativeWithDense(dense)))
+
+	m := modeltest.TinyNativeWithDense(dense)
+	r := models.NewRunner(modeltest.Backend(t), m)
+	t.Cleanup(r.Close)
+	for v := range m.Store().IterVariables() {
+		value, err := v.Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		large := v.Shape().ByteSize() >= fastconv.SharedMinBytes
+		if value.IsShared() != large {
+			t.Errorf("weight %s (%d bytes): moved to the backend %v, want %v", v.Name(), v.Shape().ByteSize(), value.IsShared(), large)
+		}
+	}
+	got := logits(r)
+	if len(got) != classes || len(plain) != classes {
+		t.Fatalf("got %d and %d logits, want %d", len(got), len(plain), classes)
+	}
+	for k := range got {
+		if d := got[k] - plain[k]; d > 1e-5 || d < -1e-5 {
+			t.Fatalf("logit %d: %g with the weight on the backend, %g as a constant", k, got[k], plain[k])
+		}
 	}
 }

@@ -27,6 +27,11 @@
 // (fold.go): the kernels a backward pass reverses and re-lays out are no longer
 // rearranged on every call.
 //
+// Float constants of [SharedMinBytes] and more (the fully connected weights of VGG and
+// AlexNet) are not copied into each graph: every graph takes them as parameters, fed
+// from one buffer per backend, or from the very buffer of a tensor moved to the
+// backend with Tensor.ToDevice (shared.go).
+//
 // The decorated backend also lowers pooling (ReduceWindow) onto reductions, broadcasts
 // and gathered windows (pool.go), and gives binary ops (Add, Sub, Mul, Div, Max, Min, Pow)
 // whose smaller operand the backend would broadcast element by element, such as an NCHW

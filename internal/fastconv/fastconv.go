@@ -1,6 +1,9 @@
 package fastconv
 
 import (
+	"sync"
+	"weak"
+
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapes"
 )
@@ -13,7 +16,8 @@ import (
 // The returned backend shares b's buffers, devices and lifetime: finalising one finalises
 // the other.
 func Wrap(b compute.Backend) compute.Backend {
-	return &backend{Backend: b, tinyMACs: tinyConvMACs}
+	return &backend{Backend: b, tinyMACs: tinyConvMACs, sharedMinBytes: SharedMinBytes,
+		shared: &sharedBuffers{entries: map[sharedKey]weak.Pointer[sharedBuffer]{}}}
 }
 
 // backend decorates a compute.Backend so that its builders are decorated.
@@ -22,6 +26,10 @@ type backend struct {
 	// tinyMACs: single-channel convolutions of fewer multiply-adds go to the wrapped
 	// backend (see tinyConv).
 	tinyMACs int
+	// sharedMinBytes: float constants of main functions this large are held once, in
+	// shared (shared.go).
+	sharedMinBytes int
+	shared         *sharedBuffers
 }
 
 // Builder implements compute.Backend.
@@ -37,9 +45,25 @@ func (b *backend) Builder(name string) compute.Builder {
 type buffer struct {
 	compute.Buffer
 	backend *backend
+	shared  *sharedBuffer // Set if graphs may feed it as a constant (shared.go).
+	// released: the owner has finalized a shared buffer, which graphs may still feed.
+	released bool
 }
 
 func (b *buffer) Backend() compute.Backend { return b.backend }
+
+// Finalize implements compute.Buffer: a buffer that graphs feed as a constant is
+// freed once they are freed too.
+func (b *buffer) Finalize() error {
+	if b.shared == nil {
+		return b.Buffer.Finalize()
+	}
+	if b.released {
+		return nil
+	}
+	b.released = true
+	return b.backend.shared.release(b.shared)
+}
 
 func (b *buffer) CopyToDevice(d compute.DeviceNum) (compute.Buffer, error) {
 	inner, err := b.Buffer.CopyToDevice(d)
@@ -67,21 +91,76 @@ func (b *backend) BufferFromFlatData(d compute.DeviceNum, flat any, shape shapes
 
 func (b *backend) NewSharedBuffer(d compute.DeviceNum, shape shapes.Shape) (compute.Buffer, any, error) {
 	inner, flat, err := b.Backend.NewSharedBuffer(d, shape)
-	return b.wrapBuffer(inner), flat, err
+	if err != nil || inner == nil {
+		return b.wrapBuffer(inner), flat, err
+	}
+	return &buffer{Buffer: inner, backend: b, shared: b.shared.register(inner, flat, b.sharedMinBytes)}, flat, nil
 }
 
-// executable unwraps the buffers it is given and wraps those it returns.
+// executable unwraps the buffers it is given and wraps those it returns. Between the
+// caller's inputs it feeds the large constants that its main function takes as
+// parameters (shared.go).
 type executable struct {
 	compute.Executable
 	backend *backend
+	// sharedAt are the indices of the parameters that shared feeds, in increasing order.
+	sharedAt []int
+	shared   []*sharedBuffer
+	once     sync.Once
+}
+
+// Inputs implements compute.Executable: the caller's parameters only.
+func (e *executable) Inputs() ([]string, []shapes.Shape) {
+	names, inputShapes := e.Executable.Inputs()
+	if len(e.sharedAt) == 0 || len(names) != len(inputShapes) {
+		return names, inputShapes
+	}
+	var n []string
+	var s []shapes.Shape
+	next := 0
+	for i := range names {
+		if next < len(e.sharedAt) && e.sharedAt[next] == i {
+			next++
+			continue
+		}
+		n, s = append(n, names[i]), append(s, inputShapes[i])
+	}
+	return n, s
+}
+
+// Finalize implements compute.Executable, letting go of its shared constants.
+func (e *executable) Finalize() {
+	e.Executable.Finalize()
+	e.once.Do(func() { _ = e.backend.shared.release(e.shared...) }) // Finalize reports no errors
 }
 
 func (e *executable) Execute(inputs []compute.Buffer, donate []bool, d compute.DeviceNum) ([]compute.Buffer, error) {
-	in := make([]compute.Buffer, len(inputs))
-	for i, x := range inputs {
-		in[i] = unwrapBuffer(x)
+	in := make([]compute.Buffer, 0, len(inputs)+len(e.shared))
+	var give []bool
+	if donate != nil {
+		give = make([]bool, 0, cap(in))
 	}
-	outs, err := e.Executable.Execute(in, donate, d)
+	next := 0
+	for i, x := range inputs {
+		for next < len(e.sharedAt) && e.sharedAt[next] == len(in) {
+			in = append(in, e.shared[next].buf)
+			if give != nil {
+				give = append(give, false)
+			}
+			next++
+		}
+		in = append(in, unwrapBuffer(x))
+		if give != nil && i < len(donate) {
+			give = append(give, donate[i])
+		}
+	}
+	for ; next < len(e.shared); next++ {
+		in = append(in, e.shared[next].buf)
+		if give != nil {
+			give = append(give, false)
+		}
+	}
+	outs, err := e.Executable.Execute(in, give, d)
 	for i, x := range outs {
 		outs[i] = e.backend.wrapBuffer(x)
 	}
@@ -108,17 +187,34 @@ func (b *builder) Compile() (compute.Executable, error) {
 		f.release()
 	}
 	b.foldings = nil
+	var inputs []sharedInput
+	if b.main != nil {
+		shared := b.main.Function.(*folding).shared
+		inputs, shared.inputs = shared.inputs, nil // their values are read only here
+	}
 	e, err := b.Builder.Compile()
 	if err != nil {
 		return nil, err
 	}
-	return &executable{Executable: e, backend: b.backend}, nil
+	x := &executable{Executable: e, backend: b.backend}
+	if len(inputs) > 0 {
+		if x.shared, err = b.backend.shared.acquire(b.backend.Backend, inputs); err != nil {
+			e.Finalize()
+			return nil, err
+		}
+		for _, in := range inputs {
+			x.sharedAt = append(x.sharedAt, in.index)
+		}
+	}
+	return x, nil
 }
 
 // Main implements compute.Builder.
 func (b *builder) Main() compute.Function {
 	if b.main == nil {
-		b.main = &function{Function: b.folding(b.Builder.Main()), builder: b}
+		f := b.folding(b.Builder.Main())
+		f.shared = &sharedParams{minBytes: b.backend.sharedMinBytes}
+		b.main = &function{Function: f, builder: b}
 	}
 	return b.main
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
 )
 
 // Weights are constants of the graphs convlens builds, and a backward pass
@@ -20,6 +21,8 @@ import (
 type folding struct {
 	compute.Function
 	consts map[compute.Value]constant
+	// shared, in a main function only, makes large constants parameters (shared.go).
+	shared *sharedParams
 }
 
 // constant is a constant's row-major values ([]float32 or []float64) and dimensions.
@@ -39,8 +42,28 @@ const maxFolded = 1 << 26
 // folded values would otherwise be held twice for the executable's lifetime.
 func (f *folding) release() { f.consts = map[compute.Value]constant{} }
 
-// Constant implements compute.Function, noting float constants.
+// Parameter implements compute.Function, numbering the parameters of a main function.
+func (f *folding) Parameter(name string, shape shapes.Shape, sharding *compute.ShardingSpec) (compute.Value, error) {
+	v, err := f.Function.Parameter(name, shape, sharding)
+	if err == nil && f.shared != nil {
+		f.shared.count++
+	}
+	return v, err
+}
+
+// Constant implements compute.Function: a large constant of a main function becomes a
+// parameter (shared.go); other float constants are noted.
 func (f *folding) Constant(flat any, dims ...int) (compute.Value, error) {
+	if f.shared != nil {
+		if v, ok, err := f.shared.parameter(f.Function, flat, dims); ok || err != nil {
+			return v, err
+		}
+	}
+	return f.constant(flat, dims)
+}
+
+// constant makes flat a constant of the backend's and notes it if it is a float one.
+func (f *folding) constant(flat any, dims []int) (compute.Value, error) {
 	v, err := f.Function.Constant(flat, dims...)
 	if err == nil {
 		switch flat.(type) {
@@ -104,7 +127,7 @@ func (f *folding) fold(c constant, dims []int, base int, strides []int) (compute
 	case []float64:
 		flat = gatherStrided(src, dims, base, strides)
 	}
-	return f.Constant(flat, dims...)
+	return f.constant(flat, dims)
 }
 
 // gatherStrided reads src at base + Σ o_k·strides_k for every coordinate o of dims, in
