@@ -6,14 +6,15 @@ import (
 	"testing"
 )
 
-func TestGoConfigRunsOpsSequentially(t *testing.T) {
+func TestGoConfigSchedule(t *testing.T) {
 	for cfg, want := range map[string]string{
-		"go":                "go:ops_sequential",
-		"go:parallelism=2":  "go:parallelism=2,ops_sequential",
-		"go:ops_parallel":   "go:ops_parallel",
-		"go:ops_sequential": "go:ops_sequential",
-		"xla":               "xla",
-		"xla:cpu":           "xla:cpu",
+		"go":                 "go:ops_parallel,num_executors=2",
+		"go:parallelism=2":   "go:parallelism=2,ops_parallel,num_executors=2",
+		"go:ops_parallel":    "go:ops_parallel",
+		"go:ops_sequential":  "go:ops_sequential",
+		"go:num_executors=4": "go:num_executors=4",
+		"xla":                "xla",
+		"xla:cpu":            "xla:cpu",
 	} {
 		if got := goConfig(cfg); got != want {
 			t.Errorf("goConfig(%q) = %q, want %q", cfg, got, want)
