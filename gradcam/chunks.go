@@ -18,7 +18,7 @@ import (
 // group of images. Memory then depends on the points per call, not on the
 // points per image times the batch. All of them go through pointPlan.run.
 // The groups are cut there, with [models.SplitBatch], rather than by
-// explaining parts of the batch apart ([CAM.explainChunks], for models
+// explaining parts of the batch apart ([CAM.explainParts], for models
 // whose file fixes the batch), because SmoothGrad's noise and the progress
 // reports count over the whole batch.
 

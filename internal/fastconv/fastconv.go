@@ -20,6 +20,12 @@ func Wrap(b compute.Backend) compute.Backend {
 		shared: &sharedBuffers{entries: map[sharedKey]weak.Pointer[sharedBuffer]{}}}
 }
 
+// Wrapped reports whether b is a backend that Wrap returned.
+func Wrapped(b compute.Backend) bool {
+	_, ok := b.(*backend)
+	return ok
+}
+
 // backend decorates a compute.Backend so that its builders are decorated.
 type backend struct {
 	compute.Backend
