@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/metrics"
+	"sync"
 
 	"github.com/convlens/convlens/models"
 	"github.com/gomlx/gomlx/core/graph"
@@ -27,6 +28,9 @@ type pointPlan struct {
 	n, points int // images, and points of each image
 	per       int // points of each image in one call
 	group     int // images in one call (the last group may be smaller)
+	// atOnce is how many calls run side by side (concurrentParts); more than
+	// one only for evals that write apart, each its own points from skip on.
+	atOnce int
 }
 
 // plan returns the plan for n images of points points each. A model whose
@@ -46,8 +50,9 @@ func (c *CAM) plan(n, points int) pointPlan {
 // input and the classes). The last chunk of points ends at the last point
 // and overlaps the one before it, so that every call has the same shape and
 // shares one compiled graph: its first skip points were evaluated before.
-// progress, if not nil, gets after each chunk of points how many points
-// of all the images have been evaluated.
+// Up to atOnce calls run side by side, in waves. progress, if not nil, gets
+// after each chunk of points how many points of all the images have been
+// evaluated.
 func (pl pointPlan) run(batch []*tensors.Tensor, eval func(p, skip, first int, group []*tensors.Tensor) error, progress func(done int)) error {
 	groups := [][]*tensors.Tensor{batch}
 	if pl.group < pl.n {
@@ -67,16 +72,35 @@ func (pl pointPlan) run(batch []*tensors.Tensor, eval func(p, skip, first int, g
 			}
 		}
 	}
+	type call struct{ start, group int }
+	var calls []call
 	for start := 0; start < pl.points; start += pl.per {
-		p := min(start, pl.points-pl.per)
-		for i, g := range groups {
-			if err := eval(p, start-p, i*pl.group, g); err != nil {
-				return err
-			}
-			releaseBuffers()
+		for i := range groups {
+			calls = append(calls, call{start, i})
 		}
-		if progress != nil {
-			progress(pl.n * min(start+pl.per, pl.points))
+	}
+	errs := make([]error, max(1, pl.atOnce))
+	for wave := 0; wave < len(calls); wave += len(errs) {
+		todo := calls[wave:min(len(calls), wave+len(errs))]
+		var wg sync.WaitGroup
+		for w, cl := range todo {
+			p := min(cl.start, pl.points-pl.per)
+			wg.Go(func() { errs[w] = eval(p, cl.start-p, cl.group*pl.group, groups[cl.group]) })
+		}
+		wg.Wait()
+		for w := range todo {
+			if errs[w] != nil {
+				return errs[w]
+			}
+		}
+		releaseBuffers()
+		if progress == nil {
+			continue
+		}
+		for _, cl := range todo {
+			if cl.group == len(groups)-1 { // the last call of its chunk of points
+				progress(pl.n * min(cl.start+pl.per, pl.points))
+			}
 		}
 	}
 	return nil

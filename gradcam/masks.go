@@ -69,9 +69,10 @@ func (c *CAM) explainMasks(mm maskMethod, x *tensors.Tensor, t Target, given *te
 	h, w := in.Height, in.Width
 	p := mm.masks(h, w)
 	pl := c.plan(n, p)
+	pl.atOnce = concurrentParts(c.runner.Backend(), p)
 	perturbed := make([]float64, n*k*p) // [N,K,P]
 	fn, key := c.masksGraph(mm, t, pl.per), c.key("masks-chunk", t, fmt.Sprint(pl.per))
-	err = pl.run([]*tensors.Tensor{x, classes}, func(first, _, img int, group []*tensors.Tensor) error {
+	err = pl.run([]*tensors.Tensor{x, classes}, func(first, skip, img int, group []*tensors.Tensor) error {
 		masks := make([]float32, pl.per*h*w)
 		for j := range pl.per {
 			mm.mask(first+j, h, w, masks[j*h*w:(j+1)*h*w])
@@ -83,7 +84,7 @@ func (c *CAM) explainMasks(mm maskMethod, x *tensors.Tensor, t Target, given *te
 		defer finalizeAll(outs)
 		return tensors.ConstFlatData(outs[0], func(scores []float32) { // [G,per,K]
 			for g := range group[0].Shape().Dimensions[0] {
-				for j := range pl.per {
+				for j := skip; j < pl.per; j++ { // points before skip: another call's
 					for tk := range k {
 						perturbed[((img+g)*k+tk)*p+first+j] = float64(scores[(g*pl.per+j)*k+tk])
 					}

@@ -215,13 +215,14 @@ func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, g
 		}
 		points := p.channels(ch) * s
 		pl := c.plan(n, points)
+		pl.atOnce = concurrentParts(c.runner.Backend(), points)
 		perturbed := make([]float32, n*k*points)
 		fn, key := c.chunkGraph(p, t, li, pl.per), c.key("perturb-chunk", t, name, fmt.Sprint(pl.per))
 		batch := []*tensors.Tensor{x, classes}
 		if !p.Ablate {
 			batch = append(batch, acts[li])
 		}
-		err := pl.run(batch, func(first, _, img int, group []*tensors.Tensor) error {
+		err := pl.run(batch, func(first, skip, img int, group []*tensors.Tensor) error {
 			size := group[0].Shape().Dimensions[0]
 			args := []any{group[0], group[1], p.passChannels(sel, first, pl.per, img, size)}
 			if !p.Ablate {
@@ -235,7 +236,7 @@ func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, g
 			defer finalizeAll(outs)
 			return tensors.ConstFlatData(outs[0], func(scores []float32) { // [G,per,K]
 				for gi := range size {
-					for j := range pl.per {
+					for j := skip; j < pl.per; j++ { // points before skip: another call's
 						for tk := range k {
 							perturbed[((img+gi)*k+tk)*points+first+j] = scores[(gi*pl.per+j)*k+tk]
 						}
