@@ -91,14 +91,12 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"runtime"
 	"strings"
-	"sync"
 
 	"github.com/convlens/convlens/internal/fastconv"
+	"github.com/convlens/convlens/internal/parallel"
 	"github.com/convlens/convlens/internal/resample"
 	"github.com/convlens/convlens/models"
-	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/activation"
@@ -472,26 +470,10 @@ func (c *CAM) Explain(x *tensors.Tensor, t Target) (*Result, error) {
 	case maskMethod:
 		return c.explainMasks(m, x, t, classes)
 	}
-	if parts := concurrentParts(c.runner.Backend(), n); parts > 1 {
+	if parts := fastconv.CallsAtOnce(c.runner.Backend(), n); parts > 1 {
 		return c.explainParts(x, t, (n+parts-1)/parts, parts, c.explainOnce)
 	}
 	return c.explainOnce(x, t)
-}
-
-// concurrentParts is how many parts of a batch of n images to explain at
-// once, each in its own call of the model: on the pure-Go backend, one per
-// core, because that backend runs its ops other than the matrix product on
-// one core, and two calls side by side keep both busy. At batch 8 on 2
-// cores, Grad-CAM at the last block went from 0.33 to 0.25 s on ResNet-18,
-// 0.38 to 0.25 s on MobileNetV2, 0.81 to 0.61 s on DenseNet-121 and 0.60 to
-// 0.37 s on EfficientNet-B0, and the peak RSS down with it; four parts on 2
-// cores were slower than two. Other backends spread each op over the cores
-// themselves: one part.
-func concurrentParts(b compute.Backend, n int) int {
-	if !fastconv.Wrapped(b) {
-		return 1
-	}
-	return min(n, runtime.GOMAXPROCS(0))
 }
 
 // explainOnce computes the maps of the methods that run the model once, in
@@ -520,7 +502,7 @@ func (c *CAM) explainOnce(x *tensors.Tensor, t Target) (*Result, error) {
 // explainParts explains x in parts of size images with explain, atOnce of
 // them at a time, and joins their results: each image's map depends on that
 // image alone. It serves models whose file fixes the batch (parts of that
-// batch, one at a time) and the concurrent parts of concurrentParts.
+// batch, one at a time) and the parts that fastconv.CallsAtOnce runs side by side.
 func (c *CAM) explainParts(x *tensors.Tensor, t Target, size, atOnce int,
 	explain func(*tensors.Tensor, Target) (*Result, error)) (*Result, error) {
 	chunks, err := models.SplitBatch(x, size)
@@ -529,17 +511,10 @@ func (c *CAM) explainParts(x *tensors.Tensor, t Target, size, atOnce int,
 	}
 	results := make([]*Result, len(chunks))
 	errs := make([]error, len(chunks))
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, atOnce)
-	for i, xc := range chunks {
-		slots <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			first := i * size
-			results[i], errs[i] = explain(xc, t.images(first, first+xc.Shape().Dimensions[0]))
-		})
-	}
-	wg.Wait()
+	parallel.ForN(len(chunks), atOnce, func(i int) {
+		first := i * size
+		results[i], errs[i] = explain(chunks[i], t.images(first, first+chunks[i].Shape().Dimensions[0]))
+	})
 	var all *Result
 	for i, r := range results {
 		if errs[i] != nil {

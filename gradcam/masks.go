@@ -3,6 +3,7 @@ package gradcam
 import (
 	"fmt"
 
+	"github.com/convlens/convlens/internal/fastconv"
 	"github.com/convlens/convlens/models"
 	"github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -69,7 +70,7 @@ func (c *CAM) explainMasks(mm maskMethod, x *tensors.Tensor, t Target, given *te
 	h, w := in.Height, in.Width
 	p := mm.masks(h, w)
 	pl := c.plan(n, p)
-	pl.atOnce = concurrentParts(c.runner.Backend(), p)
+	pl.atOnce = fastconv.CallsAtOnce(c.runner.Backend(), p)
 	perturbed := make([]float64, n*k*p) // [N,K,P]
 	fn, key := c.masksGraph(mm, t, pl.per), c.key("masks-chunk", t, fmt.Sprint(pl.per))
 	err = pl.run([]*tensors.Tensor{x, classes}, func(first, skip, img int, group []*tensors.Tensor) error {

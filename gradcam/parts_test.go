@@ -73,3 +73,40 @@ func TestBatchInConcurrentPartsEqualsImagesAlone(t *testing.T) {
 		}
 	}
 }
+
+// The perturbation and mask methods run their calls of the model side by
+// side once a call is slow enough (tinycnn's are not): forced to, with 3
+// points per call so that the last call of a layer overlaps the one before
+// it, they must give the maps of one call at a time, which the PyTorch
+// reference tests check.
+func TestSideBySideCallsEqualOneAtATime(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	r, x, _ := loadTiny(t)
+	for _, m := range []gradcam.Method{
+		gradcam.ScoreCAM, gradcam.AblationCAM, gradcam.SSCAMMethod{Samples: 2},
+		gradcam.OcclusionMethod{Window: 16, Stride: 12}, gradcam.RISEMethod{Masks: 20, Grid: 4, Keep: 0.5, Seed: 3},
+	} {
+		explain := func() *gradcam.Result {
+			t.Helper()
+			cam, err := gradcam.New(r).Method(m).PointsPerCall(3).Done()
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := cam.Explain(x, gradcam.Top(2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		alone := explain()
+		undo := gradcam.SideBySideAlways()
+		sideBySide := explain()
+		undo()
+		if e := testutil.RelErr(sideBySide.Raw[0].Values, alone.Raw[0].Values); e > 1e-6 || len(alone.Raw[0].Values) == 0 {
+			t.Errorf("%s: raw maps side by side differ from one call at a time by %.3g relative", m.Name(), e)
+		}
+		if !slices.Equal(sideBySide.Classes, alone.Classes) {
+			t.Errorf("%s: classes %v side by side, %v one call at a time", m.Name(), sideBySide.Classes, alone.Classes)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/convlens/convlens/internal/fastconv"
 	"github.com/convlens/convlens/models"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/graph"
@@ -215,7 +216,7 @@ func (c *CAM) explainPerturbation(p Perturbation, x *tensors.Tensor, t Target, g
 		}
 		points := p.channels(ch) * s
 		pl := c.plan(n, points)
-		pl.atOnce = concurrentParts(c.runner.Backend(), points)
+		pl.atOnce = fastconv.CallsAtOnce(c.runner.Backend(), points)
 		perturbed := make([]float32, n*k*points)
 		fn, key := c.chunkGraph(p, t, li, pl.per), c.key("perturb-chunk", t, name, fmt.Sprint(pl.per))
 		batch := []*tensors.Tensor{x, classes}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/convlens/convlens/internal/catch"
 	"github.com/convlens/convlens/internal/fastconv"
+	"github.com/convlens/convlens/internal/parallel"
 	// The gradient of grouped (depthwise) convolutions as one convolution, for
 	// every graph a Runner differentiates.
 	_ "github.com/convlens/convlens/internal/convgrad"
@@ -305,6 +306,8 @@ func (r *Runner) Backend() compute.Backend {
 // Run feeds a preprocessed batch x through the model and returns the logits
 // and the activations of the named layers, all from the same forward pass.
 // A runner that cannot run ([Runner.Err]), or a nil or freed x, is an error.
+// On the pure-Go backend a batch of several images runs in parts, one per
+// core, side by side (each image's outputs depend on that image alone).
 func (r *Runner) Run(x *tensors.Tensor, layers ...string) (logits *tensors.Tensor, activations []*tensors.Tensor, err error) {
 	if err := r.Err(); err != nil {
 		return nil, nil, err
@@ -320,9 +323,18 @@ func (r *Runner) Run(x *tensors.Tensor, layers ...string) (logits *tensors.Tenso
 	if err := CheckBatch(r.model, x.Shape()); err != nil {
 		return nil, nil, err
 	}
-	if b := r.model.Input().Batch; b > 0 && x.Shape().Dimensions[0] > b {
-		return r.runChunks(x, b, layers)
+	n := x.Shape().Dimensions[0]
+	if b := r.model.Input().Batch; b > 0 && n > b {
+		return r.runParts(x, b, 1, layers)
 	}
+	if parts := fastconv.CallsAtOnce(r.backend, n); parts > 1 {
+		return r.runParts(x, (n+parts-1)/parts, parts, layers)
+	}
+	return r.runOnce(x, layers)
+}
+
+// runOnce is Run in one call of the model's graph.
+func (r *Runner) runOnce(x *tensors.Tensor, layers []string) (*tensors.Tensor, []*tensors.Tensor, error) {
 	e, err := r.exec(strings.Join(layers, "\x00"), func(scope *model.Scope, inputs []*graph.Node) []*graph.Node {
 		logits, acts := r.model.Forward(scope, inputs[0], layers)
 		return append([]*graph.Node{logits}, acts...)
@@ -337,21 +349,27 @@ func (r *Runner) Run(x *tensors.Tensor, layers ...string) (logits *tensors.Tenso
 	return outs[0], outs[1:], nil
 }
 
-// runChunks is Run of a batch larger than the model's fixed batch b: one run
-// per chunk of b images, the outputs concatenated.
-func (r *Runner) runChunks(x *tensors.Tensor, b int, layers []string) (*tensors.Tensor, []*tensors.Tensor, error) {
-	chunks, err := SplitBatch(x, b)
+// runParts is Run in parts of size images, atOnce of them side by side, the
+// outputs concatenated: a batch larger than the model's fixed batch, one
+// chunk of that batch at a time, or the parts that fastconv.CallsAtOnce runs.
+func (r *Runner) runParts(x *tensors.Tensor, size, atOnce int, layers []string) (*tensors.Tensor, []*tensors.Tensor, error) {
+	chunks, err := SplitBatch(x, size)
 	if err != nil {
 		return nil, nil, err
 	}
+	results := make([][]*tensors.Tensor, len(chunks))
+	errs := make([]error, len(chunks))
+	parallel.ForN(len(chunks), atOnce, func(i int) {
+		logits, acts, err := r.runOnce(chunks[i], layers)
+		results[i], errs[i] = append([]*tensors.Tensor{logits}, acts...), err
+	})
 	outs := make([][]*tensors.Tensor, 1+len(layers))
-	for _, c := range chunks {
-		logits, acts, err := r.Run(c, layers...)
-		if err != nil {
-			return nil, nil, err
+	for i, res := range results {
+		if errs[i] != nil {
+			return nil, nil, errs[i]
 		}
-		for i, t := range append([]*tensors.Tensor{logits}, acts...) {
-			outs[i] = append(outs[i], t)
+		for j, t := range res {
+			outs[j] = append(outs[j], t)
 		}
 	}
 	joined := make([]*tensors.Tensor, len(outs))

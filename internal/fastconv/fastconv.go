@@ -1,6 +1,7 @@
 package fastconv
 
 import (
+	"runtime"
 	"sync"
 	"weak"
 
@@ -20,10 +21,20 @@ func Wrap(b compute.Backend) compute.Backend {
 		shared: &sharedBuffers{entries: map[sharedKey]weak.Pointer[sharedBuffer]{}}}
 }
 
-// Wrapped reports whether b is a backend that Wrap returned.
-func Wrapped(b compute.Backend) bool {
-	_, ok := b.(*backend)
-	return ok
+// CallsAtOnce is how many calls of a graph to run side by side for n
+// independent items (images of a batch, points of a method) on b: one per core
+// on a backend that Wrap returned, because the pure-Go backend runs its ops
+// other than the matrix product on one core, and two calls keep both cores
+// busy; one on any other backend, which spreads each op over the cores itself.
+// Measured on 2 cores, Grad-CAM at the last block at batch 8, one call against
+// two halves side by side: ResNet-18 0.33 -> 0.25 s, MobileNetV2 0.38 -> 0.25
+// s, DenseNet-121 0.81 -> 0.61 s, EfficientNet-B0 0.60 -> 0.37 s, peak RSS
+// lower too; four quarters were slower than two halves.
+func CallsAtOnce(b compute.Backend, n int) int {
+	if _, ok := b.(*backend); !ok {
+		return 1
+	}
+	return max(1, min(n, runtime.GOMAXPROCS(0)))
 }
 
 // backend decorates a compute.Backend so that its builders are decorated.
