@@ -141,3 +141,40 @@ func TestRunnerSharesLargeWeights(t *testing.T) {
 		}
 	}
 }
+
+// On the pure-Go backend Run runs a batch in parts, one per core: with three
+// cores a batch of 5 runs as 2, 2 and 1 images, and each image's logits and
+// activations must be those of the image run alone.
+func TestRunInPartsEqualsImagesAlone(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	r := models.NewRunner(modeltest.Backend(t), modeltest.TinyNative())
+	t.Cleanup(r.Close)
+	const n, per = 5, 5 * 6 * 2
+	data := make([]float32, n*per)
+	for i := range data {
+		data[i] = float32((i*37)%23-11) / 7
+	}
+	logits, acts, err := r.Run(tensors.FromFlatDataAndDimensions(data, n, 5, 6, 2), "conv", "pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := [][]float32{tensors.MustCopyFlatData[float32](logits)}
+	for _, a := range acts {
+		batch = append(batch, tensors.MustCopyFlatData[float32](a))
+	}
+	for i := range n {
+		l, a, err := r.Run(tensors.FromFlatDataAndDimensions(data[i*per:(i+1)*per], 1, 5, 6, 2), "conv", "pool")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, alone := range append([]*tensors.Tensor{l}, a...) {
+			want := tensors.MustCopyFlatData[float32](alone)
+			got := batch[j][i*len(want) : (i+1)*len(want)]
+			for k := range want {
+				if d := got[k] - want[k]; d > 1e-6 || d < -1e-6 {
+					t.Fatalf("image %d, output %d, value %d: %g in the batch, %g alone", i, j, k, got[k], want[k])
+				}
+			}
+		}
+	}
+}

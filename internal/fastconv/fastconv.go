@@ -184,6 +184,10 @@ func (e *executable) Execute(inputs []compute.Buffer, donate []bool, d compute.D
 	return outs, err
 }
 
+// foldedGarbage is the size of the folded values from which Compile collects
+// garbage.
+const foldedGarbage = 16 << 20
+
 // builder decorates a compute.Builder so that its functions are decorated.
 type builder struct {
 	compute.Builder
@@ -200,10 +204,19 @@ func (b *builder) folding(fn compute.Function) *folding {
 }
 
 func (b *builder) Compile() (compute.Executable, error) {
+	folded := 0
 	for _, f := range b.foldings {
+		folded += f.folded
 		f.release()
 	}
 	b.foldings = nil
+	if folded >= foldedGarbage {
+		// The folded values are garbage now that the backend holds its copies:
+		// collected here, before the first execution allocates, they do not
+		// add to the process's peak (ResNet-18's early-layer Grad-CAM folds
+		// 77 MB for its 47 MB of weights).
+		defer runtime.GC()
+	}
 	var inputs []sharedInput
 	if b.main != nil {
 		shared := b.main.Function.(*folding).shared

@@ -23,6 +23,9 @@ type folding struct {
 	consts map[compute.Value]constant
 	// shared, in a main function only, makes large constants parameters (shared.go).
 	shared *sharedParams
+	// folded counts the bytes of the values folded, which the backend copied:
+	// garbage once the graph is compiled.
+	folded int
 }
 
 // constant is a constant's row-major values ([]float32 or []float64) and dimensions.
@@ -127,7 +130,16 @@ func (f *folding) fold(c constant, dims []int, base int, strides []int) (compute
 	case []float64:
 		flat = gatherStrided(src, dims, base, strides)
 	}
+	f.folded += size(dims) * c.itemSize()
 	return f.constant(flat, dims)
+}
+
+// itemSize is the size of one of c's values in bytes.
+func (c constant) itemSize() int {
+	if _, ok := c.flat.([]float64); ok {
+		return 8
+	}
+	return 4
 }
 
 // gatherStrided reads src at base + Σ o_k·strides_k for every coordinate o of dims, in
