@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/convlens/convlens/internal/fastconv"
 	"github.com/convlens/convlens/models"
@@ -175,6 +176,54 @@ func TestRunInPartsEqualsImagesAlone(t *testing.T) {
 					t.Fatalf("image %d, output %d, value %d: %g in the batch, %g alone", i, j, k, got[k], want[k])
 				}
 			}
+		}
+	}
+}
+
+// Many runs at once, each in parts, must all finish. With the pure-Go
+// backend's ops_parallel schedule they did not: the executors of
+// concurrent runs took every slot of the backend's worker pool and then
+// waited in their matrix products for a free one (seen in the Beam audit).
+// The matrix product here (4 × 2²⁰ per image) is large enough for the
+// backend to spread it over the pool.
+func TestConcurrentRunsFinish(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	dense := make([][]float32, 4)
+	for c := range dense {
+		dense[c] = make([]float32, 1<<20)
+		for k := range dense[c] {
+			dense[c][k] = float32((k+c)%7) / 7
+		}
+	}
+	r := models.NewRunner(modeltest.Backend(t), modeltest.TinyNativeWithDense(dense))
+	t.Cleanup(r.Close)
+	image := make([]float32, 4*5*6*2)
+	for i := range image {
+		image[i] = float32(i%9) / 9
+	}
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() {
+			for range 3 {
+				logits, _, err := r.Run(tensors.FromFlatDataAndDimensions(image, 4, 5, 6, 2))
+				if err != nil {
+					errs <- err
+					return
+				}
+				logits.FinalizeAll()
+			}
+			errs <- nil
+		}()
+	}
+	timeout := time.After(2 * time.Minute)
+	for range cap(errs) {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-timeout:
+			t.Fatal("8 concurrent runs of 3 calls each did not finish in 2 minutes: the backend's worker pool is deadlocked")
 		}
 	}
 }

@@ -111,8 +111,8 @@ const FastConvEnv = "CONVLENS_FASTCONV"
 // "xla", "xla:cuda", ...), turning GoMLX's panic on an unknown name into an
 // error. The pure-Go backend comes with convlens' fast convolution (package
 // internal/fastconv), 24–67× faster than its own, unless $CONVLENS_FASTCONV is "0",
-// and runs at most two ops of a graph at a time unless cfg says otherwise (see
-// [goConfig]).
+// and runs at most two ops of a graph at a time, and one while other graphs
+// run, unless cfg says otherwise (see [goConfig]).
 func New(cfg string) (b compute.Backend, err error) {
 	cfg = goConfig(cfg)
 	if e := catch.Do(func() { b, err = compute.NewWithConfig(cfg) }); e != nil {
@@ -128,17 +128,18 @@ func New(cfg string) (b compute.Backend, err error) {
 }
 
 // goConfig gives a configuration of the pure-Go backend that names no
-// schedule (ops_sequential, ops_parallel or num_executors) convlens' own:
-// ops_parallel with two executors. The backend's default runs ready ops on up
-// to 8 executors, each holding a slot of the worker pool that its matrix
-// multiplication splits its work over: a CNN is mostly a chain of
-// convolutions, so on 2 cores ResNet-18 Grad-CAM took 65 ms that way and 48 ms
-// with one op at a time. Two executors keep the pool for the matrix products
-// and still run independent ops side by side (a backward pass's branches, a
-// residual shortcut): against one op at a time, on a 2-core Xeon, early-layer
-// Grad-CAM went from 0.098 to 0.079 s on ResNet-18 and from 0.228 to 0.185 s
-// on EfficientNet-B0, EfficientNet-B0 at batch 8 from 0.57 to 0.51 s, and the
-// other rows of the benchmark moved by less than their noise (±5%).
+// schedule (ops_sequential, ops_parallel or num_executors) convlens' own: two
+// executors. The backend then runs the ops of a graph two at a time when it
+// runs that graph alone, and one at a time while other executions run
+// beside it. Its default, 8 executors, took the slots of the worker pool
+// that its matrix multiplication splits its work over: on 2 cores ResNet-18
+// Grad-CAM took 65 ms that way and 48 ms one op at a time. Two executors
+// keep the pool for the matrix products and still overlap independent ops (a
+// backward pass's branches, a residual shortcut): against one op at a time,
+// early-layer Grad-CAM went from 0.098 to 0.079 s on ResNet-18 and from 0.228
+// to 0.185 s on EfficientNet-B0, on a 2-core Xeon. Forcing ops_parallel
+// deadlocked concurrent executions: their executors held every slot of the
+// pool and waited in their matrix products for a free one.
 func goConfig(cfg string) string {
 	name, opts, _ := strings.Cut(cfg, ":")
 	if name != "go" {
@@ -156,7 +157,7 @@ func goConfig(cfg string) string {
 }
 
 // goSchedule is convlens' schedule of the pure-Go backend's ops (see goConfig).
-const goSchedule = "ops_parallel,num_executors=2"
+const goSchedule = "num_executors=2"
 
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")

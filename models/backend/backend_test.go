@@ -8,8 +8,8 @@ import (
 
 func TestGoConfigSchedule(t *testing.T) {
 	for cfg, want := range map[string]string{
-		"go":                 "go:ops_parallel,num_executors=2",
-		"go:parallelism=2":   "go:parallelism=2,ops_parallel,num_executors=2",
+		"go":                 "go:num_executors=2",
+		"go:parallelism=2":   "go:parallelism=2,num_executors=2",
 		"go:ops_parallel":    "go:ops_parallel",
 		"go:ops_sequential":  "go:ops_sequential",
 		"go:num_executors=4": "go:num_executors=4",
