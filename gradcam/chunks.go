@@ -52,9 +52,9 @@ func (c *CAM) plan(n, points int) pointPlan {
 // and overlaps the one before it, so that every call has the same shape and
 // shares one compiled graph: its first skip points were evaluated before.
 // Up to atOnce calls run side by side, in waves, if the second call (the
-// first may compile the graph) took at least sideBySideMin. progress, if not nil, gets
-// after each chunk of points how many points of all the images have been
-// evaluated.
+// first may compile the graph) took at least sideBySideMin. progress, if
+// not nil, gets after each chunk of points how many points of all the
+// images have been evaluated.
 func (pl pointPlan) run(batch []*tensors.Tensor, eval func(p, skip, first int, group []*tensors.Tensor) error, progress func(done int)) error {
 	groups := [][]*tensors.Tensor{batch}
 	if pl.group < pl.n {

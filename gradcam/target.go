@@ -66,8 +66,8 @@ func (t Target) chosen(classes []int, k int) Target {
 // Score explains a function of the logits [N,classes] that returns one score
 // per image [N] (or K scores [N,K]), such as a softmax probability or a sum of
 // classes; an image's score must depend on that image's logits alone, since a
-// batch may be explained in parts. name identifies it in messages. Each call compiles its own graph:
-// create a Score target once and reuse it.
+// batch may be explained in parts. name identifies it in messages. Each call
+// compiles its own graph: create a Score target once and reuse it.
 func Score(name string, fn func(logits *graph.Node) *graph.Node) Target {
 	return Target{fn: fn, id: targetIDs.Add(1), name: name}
 }
